@@ -1,0 +1,3 @@
+from neuronetz_gateway.cli.main import main
+
+main()
