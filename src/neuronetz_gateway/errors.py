@@ -12,6 +12,7 @@ occur, never rendered directly, so no upstream text or stack trace reaches a cli
     ├── NotFound                404  unknown path
     ├── MethodNotAllowed        405
     ├── PayloadTooLarge         413
+    ├── UnsupportedMediaType    415  compressed bodies are refused
     ├── RateLimited             429  limit or budget hit (carries Retry-After)
     ├── UpstreamUnavailable     502  no backend could serve the request
     ├── ServiceUnavailable      503  a store the gateway depends on is down (fail closed)
@@ -81,6 +82,12 @@ class PayloadTooLarge(GatewayError):
     status = 413
     code = "payload_too_large"
     default_message = "request body too large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "unsupported request encoding"
 
 
 class RateLimited(GatewayError):

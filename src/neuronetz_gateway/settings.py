@@ -162,7 +162,10 @@ class Settings(BaseSettings):
         60.0, ge=0, le=86400, description="How long a verified key is trusted without Argon2."
     )
     redis_timeout_s: float = Field(
-        0.25, gt=0, le=30, description="Per-command Redis timeout; past it the gateway fails closed."
+        0.25,
+        gt=0,
+        le=30,
+        description="Per-command Redis timeout; past it the gateway fails closed.",
     )
 
     # --- limits --------------------------------------------------------------------------
@@ -276,9 +279,7 @@ class Settings(BaseSettings):
         """The configured backends, or one named `default` from the single-backend fields."""
         if self.ollama_backends:
             return list(self.ollama_backends)
-        return [
-            BackendSpec(name="default", url=self.ollama_base_url, token=self.ollama_auth_token)
-        ]
+        return [BackendSpec(name="default", url=self.ollama_base_url, token=self.ollama_auth_token)]
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import sys
 
 import typer
-from typer._click import exceptions as click_exc
 from sqlalchemy.exc import SQLAlchemyError
+from typer._click import exceptions as click_exc
 
 from neuronetz_gateway import __version__
-from neuronetz_gateway.cli import database, keys, tenants
+from neuronetz_gateway.cli import database, keys, server, tenants
 from neuronetz_gateway.cli.context import fail
 from neuronetz_gateway.settings import ConfigError
 from neuronetz_gateway.tenancy.service import TenancyError
 from neuronetz_gateway.tenancy.values import InvalidValue
 
-GROUPS: list[typer.Typer] = [tenants.app, keys.app, database.app]
+GROUPS: list[typer.Typer] = [server.app, tenants.app, keys.app, database.app]
 
 
 def build_app() -> typer.Typer:

@@ -1,0 +1,204 @@
+"""The edge: the first and last code every HTTP request meets (pure ASGI, no framework).
+
+In: a request id, the client's address, the route allowlist (403 for Ollama's
+management and account paths in every spelling, 404 for unknown paths — neither ever
+reaches a handler, let alone a backend) and the audit back-pressure gate (503 while the
+audit queue is full). Out: the ``X-Request-ID`` header, metrics, the access log line and
+the audit row.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from neuronetz_gateway.api.paths import OPS_ROUTES, classify
+from neuronetz_gateway.audit.writer import AuditRow, PromptRow
+from neuronetz_gateway.auth.client_ip import client_ip
+from neuronetz_gateway.errors import Forbidden, GatewayError, NotFound, ServiceUnavailable
+from neuronetz_gateway.proxy.context import RequestContext, Surface
+from neuronetz_gateway.proxy.render import error_response
+
+if TYPE_CHECKING:
+    from neuronetz_gateway.app import GatewayState
+
+log = structlog.get_logger("neuronetz.access")
+
+
+def _surface(raw_path: str) -> Surface:
+    if raw_path.startswith("/v1/"):
+        return "openai"
+    if raw_path.startswith("/api/"):
+        return "native"
+    return "ops"
+
+
+def _route_label(raw_path: str, kind: str) -> str:
+    if kind != "route":
+        return kind
+    if raw_path.startswith("/v1/models/"):
+        return "/v1/models/{model}"
+    return raw_path
+
+
+class Edge:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._state: GatewayState | None = None
+        self._id_header = b"x-request-id"
+
+    def _bind(self, scope: Scope) -> GatewayState:
+        # The lifespan builds the state after the middleware stack exists.
+        state: GatewayState = scope["app"].state.gateway
+        self._state = state
+        self._id_header = state.settings.gateway_request_id_header.lower().encode("latin-1")
+        return state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = self._state or self._bind(scope)
+        raw_path = (scope.get("raw_path") or scope["path"].encode("utf-8")).decode("latin-1")
+        kind = classify(raw_path)
+        surface = _surface(raw_path)
+        request_id = uuid.uuid4().hex
+        forwarded = None
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                forwarded = value.decode("latin-1")
+                break
+        peer = scope["client"][0] if scope.get("client") else None
+        ctx = RequestContext(
+            request_id=request_id,
+            started=time.perf_counter(),
+            started_at=datetime.now(UTC),
+            client_ip=client_ip(peer, forwarded, state.settings.gateway_trusted_proxies),
+            surface=surface,
+            method=scope["method"],
+            path=raw_path[:128],
+        )
+        scope.setdefault("state", {})["nz"] = ctx
+        status = 0
+        id_header = (self._id_header, request_id.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), id_header]
+            elif ctx.first_byte is None and message.get("body"):
+                ctx.first_byte = time.perf_counter()
+            await send(message)
+
+        audited = not (kind == "route" and raw_path in OPS_ROUTES)
+        try:
+            refusal: GatewayError | None = None
+            if kind == "blocked":
+                refusal = Forbidden(
+                    "this endpoint is not available through the gateway", reason="blocked_path"
+                )
+            elif kind == "unknown":
+                refusal = NotFound("unknown path", reason="unknown_path")
+            elif audited and state.audit.is_full():
+                refusal = ServiceUnavailable(
+                    "the audit log is saturated; try again shortly", reason="audit_full"
+                )
+            if refusal is not None:
+                ctx.refusal = refusal.reason
+                await error_response(surface, refusal, request_id)(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            ctx.error_class = type(exc).__name__
+            log.error(
+                "unhandled error", request_id=request_id, error=type(exc).__name__, exc_info=exc
+            )
+            if status == 0:
+                status = 500
+                err = GatewayError()
+                await error_response(surface, err, request_id)(scope, receive, send_with_id)
+        finally:
+            self._finish(ctx, kind, raw_path, status or 499, audited)
+
+    def _finish(
+        self, ctx: RequestContext, kind: str, raw_path: str, status: int, audited: bool
+    ) -> None:
+        state = self._state
+        assert state is not None
+        now = time.perf_counter()
+        latency = now - ctx.started
+        route = _route_label(raw_path, kind)
+        metrics = state.metrics
+        metrics.requests.labels(ctx.surface, route, str(status)).inc()
+        metrics.latency.labels(ctx.surface, route).observe(latency)
+        if ctx.first_byte is not None:
+            metrics.ttfb.labels(ctx.surface, route).observe(ctx.first_byte - ctx.started)
+        if ctx.refusal is not None:
+            metrics.refusals.labels(ctx.refusal).inc()
+        principal = ctx.principal
+        if principal is not None and ctx.model is not None and (ctx.tokens_in or ctx.tokens_out):
+            model_label = ctx.model if len(ctx.model) <= 128 else "other"
+            metrics.tokens.labels(principal.tenant_name, model_label, "in").inc(ctx.tokens_in)
+            metrics.tokens.labels(principal.tenant_name, model_label, "out").inc(ctx.tokens_out)
+        log.info(
+            "request",
+            request_id=ctx.request_id,
+            method=ctx.method,
+            route=route,
+            status=status,
+            ms=round(latency * 1000, 3),
+            tenant=principal.tenant_name if principal else None,
+            key=principal.key_prefix if principal else None,
+            model=ctx.model,
+            backend=ctx.backend,
+            tokens_in=ctx.tokens_in,
+            tokens_out=ctx.tokens_out,
+        )
+        if not audited:
+            return
+        finished_at = ctx.started_at + timedelta(seconds=latency)
+        prompt = None
+        if principal is not None and principal.log_prompts and ctx.prompt is not None:
+            days = (
+                principal.prompt_retention_days or state.settings.prompt_log_default_retention_days
+            )
+            prompt = PromptRow(
+                tenant_id=principal.tenant_id,
+                key_id=principal.key_id,
+                created_at=ctx.started_at,
+                expires_at=ctx.started_at + timedelta(days=days),
+                model=ctx.model,
+                prompt=ctx.prompt,
+                response="".join(ctx.response_parts or []),
+            )
+        state.audit.submit(
+            AuditRow(
+                request_id=ctx.request_id,
+                started_at=ctx.started_at,
+                finished_at=finished_at,
+                tenant_id=principal.tenant_id if principal else None,
+                key_id=principal.key_id if principal else None,
+                key_prefix=principal.key_prefix if principal else None,
+                client_ip=ctx.client_ip[:64],
+                surface=ctx.surface,
+                method=ctx.method[:8],
+                path=(route if kind == "route" else raw_path)[:128],
+                model=(ctx.model or None) and ctx.model[:256],
+                backend=ctx.backend,
+                status=status,
+                tokens_in=ctx.tokens_in,
+                tokens_out=ctx.tokens_out,
+                latency_ms=round(latency * 1000, 3),
+                ttfb_ms=round((ctx.first_byte - ctx.started) * 1000, 3) if ctx.first_byte else None,
+                error_class=ctx.error_class or ctx.refusal,
+                attempts=ctx.attempts,
+                streamed=ctx.streamed,
+                prompt=prompt,
+            )
+        )

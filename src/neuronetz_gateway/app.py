@@ -1,0 +1,271 @@
+"""Composition root: ``create_app(settings)`` builds the app; its lifespan opens and closes
+every engine, client and background task, kept on one typed ``GatewayState``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from neuronetz_gateway import __version__
+from neuronetz_gateway.api import health, native
+from neuronetz_gateway.api.edge import Edge
+from neuronetz_gateway.audit.usage import SqlUsage
+from neuronetz_gateway.audit.writer import AuditWriter
+from neuronetz_gateway.auth.authenticator import (
+    Authenticator,
+    DefaultLimits,
+    Principal,
+    RevisionWatcher,
+)
+from neuronetz_gateway.auth.hashing import Argon2Params, KeyHasher
+from neuronetz_gateway.db.engine import SessionFactory, create_engine, session_factory
+from neuronetz_gateway.db.migrate import upgrade
+from neuronetz_gateway.errors import (
+    BadRequest,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+)
+from neuronetz_gateway.limits.base import LimitStore
+from neuronetz_gateway.limits.memory import MemoryLimitStore
+from neuronetz_gateway.limits.redis import RedisLimitStore
+from neuronetz_gateway.observability.logging import configure_logging
+from neuronetz_gateway.observability.metrics import Metrics
+from neuronetz_gateway.proxy.context import context_of
+from neuronetz_gateway.proxy.native import CallPolicy, model_name_key
+from neuronetz_gateway.proxy.pipeline import Pipeline
+from neuronetz_gateway.proxy.render import error_response
+from neuronetz_gateway.settings import Settings
+from neuronetz_gateway.upstream.backends import Backend, UpstreamTimeouts
+from neuronetz_gateway.upstream.breaker import CircuitBreaker
+from neuronetz_gateway.upstream.discovery import Discovery
+from neuronetz_gateway.upstream.router import Router
+
+
+@dataclass
+class GatewayState:
+    """Everything the request path needs, built once per process by the lifespan."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    limits: LimitStore
+    auth: Authenticator
+    watcher: RevisionWatcher
+    backends: list[Backend]
+    breakers: dict[str, CircuitBreaker]
+    discovery: Discovery
+    router: Router
+    pipeline: Pipeline
+    audit: AuditWriter
+    metrics: Metrics
+    call_policy: CallPolicy
+    _models_cache: dict[tuple[int, int], list[dict[str, Any]]] = field(default_factory=dict)
+
+    def effective_models(self, principal: Principal) -> list[dict[str, Any]]:
+        """The discovered models this tenant may use (cached per discovery version)."""
+        cache_key = (principal.tenant_id, self.discovery.version)
+        cached = self._models_cache.get(cache_key)
+        union = self.discovery.union()
+        if cached is not None and cache_key[1] == self.discovery.version:
+            return cached
+        models = [
+            m
+            for m in union
+            if principal.allow_all_models
+            or model_name_key(m.get("name") or m.get("model") or "") in principal.allowed_models
+        ]
+        if len(self._models_cache) > 10_000:
+            self._models_cache.clear()
+        self._models_cache[cache_key] = models
+        return models
+
+    def refresh_gauges(self) -> None:
+        self.metrics.audit_queue.set(self.audit.depth)
+        age = self.discovery.age_s()
+        self.metrics.discovery_age.set(age if age is not None else -1)
+        for name, breaker in self.breakers.items():
+            self.metrics.breaker_state.labels(name).set(1 if breaker.state == "open" else 0)
+        for backend in self.backends:
+            self.metrics.backend_in_flight.labels(backend.name).set(backend.in_flight)
+
+
+async def build_state(settings: Settings, *, migrate: bool = True) -> GatewayState:
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        pool_overflow=settings.database_pool_overflow,
+    )
+    if migrate:
+        await upgrade(settings.database_url, engine=engine)
+    sessions = session_factory(engine)
+    usage = SqlUsage(sessions)
+    limits: LimitStore
+    if settings.redis_url:
+        limits = RedisLimitStore(
+            settings.redis_url,
+            usage,
+            timeout_s=settings.redis_timeout_s,
+            lease_s=settings.ollama_read_timeout_s + 60,
+        )
+    else:
+        limits = MemoryLimitStore(usage, lease_s=settings.ollama_read_timeout_s + 60)
+    hasher = KeyHasher(
+        Argon2Params(
+            settings.argon2_time_cost, settings.argon2_memory_cost_kib, settings.argon2_parallelism
+        )
+    )
+    auth = Authenticator(
+        sessions=sessions,
+        hasher=hasher,
+        limits=limits,
+        defaults=DefaultLimits(
+            settings.default_rpm,
+            settings.default_tpm,
+            settings.default_concurrent,
+            settings.default_daily_budget,
+            settings.default_monthly_budget,
+            settings.default_total_budget,
+        ),
+        cache_ttl_s=settings.redis_key_cache_ttl_s,
+        failures_per_ip_per_min=settings.auth_failure_rate_limit_per_ip_per_min,
+    )
+    timeouts = UpstreamTimeouts(settings.ollama_connect_timeout_s, settings.ollama_read_timeout_s)
+    backends = [
+        Backend(
+            spec,
+            timeouts=timeouts,
+            max_connections=settings.ollama_max_connections,
+            default_parallel=settings.ollama_default_parallel,
+        )
+        for spec in settings.effective_backends()
+    ]
+    breakers = {b.name: CircuitBreaker() for b in backends}
+    metrics = Metrics()
+    discovery = Discovery(
+        backends,
+        refresh_s=settings.model_discovery_refresh_s,
+        ttl_s=settings.model_discovery_cache_ttl_s,
+    )
+    router = Router(breakers, observer=metrics)
+    return GatewayState(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        limits=limits,
+        auth=auth,
+        watcher=RevisionWatcher(sessions, auth),
+        backends=backends,
+        breakers=breakers,
+        discovery=discovery,
+        router=router,
+        pipeline=Pipeline(limits=limits, discovery=discovery, router=router),
+        audit=AuditWriter(sessions, capacity=settings.audit_buffer_size),
+        metrics=metrics,
+        call_policy=CallPolicy(
+            max_num_predict=settings.max_num_predict,
+            keep_alive_min_s=settings.keep_alive_min_s,
+            keep_alive_max_s=settings.keep_alive_max_s,
+        ),
+    )
+
+
+def _surface_of(request: Request) -> str:
+    path = request.url.path
+    return "openai" if path.startswith("/v1/") else "native"
+
+
+def _request_id(request: Request) -> str:
+    try:
+        return context_of(request.scope.get("state", {})).request_id
+    except RuntimeError:
+        return ""
+
+
+async def _render_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    try:
+        ctx = context_of(request.scope.get("state", {}))
+        ctx.refusal = exc.reason
+        if exc.status >= 500:
+            ctx.error_class = exc.code
+    except RuntimeError:
+        pass
+    return error_response(_surface_of(request), exc, _request_id(request))
+
+
+async def _render_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    error: GatewayError
+    if exc.status_code == 405:
+        error = MethodNotAllowed()
+    elif exc.status_code == 404:
+        error = NotFound("unknown path")
+    else:
+        error = BadRequest("invalid request")
+    return await _render_gateway_error(request, error)
+
+
+async def _render_validation_error(request: Request, exc: Exception) -> Response:
+    return await _render_gateway_error(request, BadRequest("invalid request"))
+
+
+def create_app(settings: Settings, *, state: GatewayState | None = None) -> FastAPI:
+    """Build the ASGI app. The state is built in the lifespan unless given (tests)."""
+    configure_logging(settings.gateway_log_level, settings.gateway_log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gw = state or await build_state(settings)
+        app.state.gateway = gw
+        for backend in gw.backends:
+            await backend.start()
+        await gw.watcher.poll_once()
+        await gw.discovery.refresh()
+        gw.discovery.start()
+        gw.watcher.start()
+        gw.audit.start()
+        try:
+            yield
+        finally:
+            await gw.discovery.stop()
+            await gw.watcher.stop()
+            await gw.audit.stop()
+            for backend in gw.backends:
+                await backend.close()
+            await gw.limits.aclose()
+            await gw.engine.dispose()
+
+    app = FastAPI(
+        title="neuronetz-gateway",
+        version=__version__,
+        description="Secure, multi-tenant gateway in front of Ollama.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        redirect_slashes=False,
+        default_response_class=Response,
+    )
+    app.include_router(health.router)
+    app.include_router(native.router)
+    app.add_exception_handler(GatewayError, _render_gateway_error)
+    app.add_exception_handler(StarletteHTTPException, _render_http_error)
+    app.add_exception_handler(RequestValidationError, _render_validation_error)
+    app.add_middleware(Edge)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn (``--factory``): settings from the environment."""
+    from neuronetz_gateway.settings import load_settings
+
+    return create_app(load_settings())

@@ -1,0 +1,171 @@
+"""The audit queue: one row per request, written in batches off the request path.
+
+Contract:
+- ``submit`` never blocks and never drops: rows wait in memory until written.
+- ``is_full`` is true while ``capacity`` rows are waiting; the edge then answers 503 to
+  new requests (fail closed) until the writer catches up.
+- A failed write is retried with back-off, forever while running, so a briefly
+  unavailable database costs no rows; ``stop`` flushes what is left (bounded in time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+
+from neuronetz_gateway.db.engine import SessionFactory
+from neuronetz_gateway.db.models import PromptLog, RequestRecord
+
+log = structlog.get_logger("neuronetz.audit")
+
+
+@dataclass(slots=True)
+class PromptRow:
+    tenant_id: int
+    key_id: int
+    created_at: datetime
+    expires_at: datetime
+    model: str | None
+    prompt: Any
+    response: str
+
+
+@dataclass(slots=True)
+class AuditRow:
+    request_id: str
+    started_at: datetime
+    finished_at: datetime
+    tenant_id: int | None
+    key_id: int | None
+    key_prefix: str | None
+    client_ip: str | None
+    surface: str
+    method: str
+    path: str
+    model: str | None
+    backend: str | None
+    status: int
+    tokens_in: int
+    tokens_out: int
+    latency_ms: float
+    ttfb_ms: float | None
+    error_class: str | None
+    attempts: int
+    streamed: bool
+    prompt: PromptRow | None = field(default=None)
+
+    def record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("prompt")
+        return data
+
+
+class AuditWriter:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        capacity: int,
+        batch_size: int = 500,
+        idle_flush_s: float = 0.05,
+        shutdown_grace_s: float = 10.0,
+    ) -> None:
+        self._sessions = sessions
+        self.capacity = capacity
+        self._batch = batch_size
+        self._idle = idle_flush_s
+        self._grace = shutdown_grace_s
+        self._rows: collections.deque[AuditRow] = collections.deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.failures = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self._rows)
+
+    def is_full(self) -> bool:
+        return len(self._rows) >= self.capacity
+
+    def submit(self, row: AuditRow) -> None:
+        self._rows.append(row)
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="audit-writer")
+
+    async def _loop(self) -> None:
+        backoff = 0.05
+        while True:
+            if not self._rows:
+                self._wake.clear()
+                await self._wake.wait()
+                await asyncio.sleep(self._idle)  # let a batch gather
+            try:
+                await self.flush_once()
+                backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                log.warning(
+                    "audit write failed; retrying", error=type(exc).__name__, queued=len(self._rows)
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    async def flush_once(self) -> None:
+        """Write up to one batch; the rows leave the queue only once committed."""
+        batch = [self._rows[i] for i in range(min(self._batch, len(self._rows)))]
+        if not batch:
+            return
+        try:
+            await self._write(batch)
+        except IntegrityError:
+            # A batch whose commit landed before the connection dropped: write row by row.
+            for row in batch:
+                try:
+                    await self._write([row])
+                except IntegrityError:
+                    pass
+        for _ in batch:
+            self._rows.popleft()
+        self.written += len(batch)
+
+    async def _write(self, batch: list[AuditRow]) -> None:
+        async with self._sessions() as session:
+            await session.execute(insert(RequestRecord), [r.record() for r in batch])
+            prompts = [
+                {"request_id": r.request_id, **asdict(r.prompt)}
+                for r in batch
+                if r.prompt is not None
+            ]
+            if prompts:
+                await session.execute(insert(PromptLog), prompts)
+            await session.commit()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        deadline = asyncio.get_running_loop().time() + self._grace
+        while self._rows and asyncio.get_running_loop().time() < deadline:
+            try:
+                await self.flush_once()
+            except Exception as exc:
+                log.warning("audit flush at shutdown failed", error=type(exc).__name__)
+                await asyncio.sleep(0.2)
+        if self._rows:
+            log.error("audit rows lost at shutdown", count=len(self._rows))

@@ -1,0 +1,102 @@
+"""Prometheus metrics, on a registry of the app's own (no global state).
+
+Labels are bounded sets only: surfaces, route templates, statuses, refusal reasons,
+configured backends, tenant names and discovered model names — never key material,
+never client input.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from neuronetz_gateway.upstream.router import UpstreamObserver
+
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+)
+
+
+class Metrics(UpstreamObserver):
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "nz_requests_total",
+            "Requests by surface, route and status",
+            ["surface", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "nz_request_duration_seconds",
+            "Time to the last byte",
+            ["surface", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttfb = Histogram(
+            "nz_time_to_first_byte_seconds",
+            "Time to the first body byte",
+            ["surface", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "nz_tokens_total",
+            "Tokens by tenant, model and direction",
+            ["tenant", "model", "direction"],
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "nz_upstream_attempt_seconds",
+            "Upstream attempts until the response was ready",
+            ["backend", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "nz_upstream_errors_total",
+            "Failed upstream attempts",
+            ["backend", "reason"],
+            registry=r,
+        )
+        self.refusals = Counter(
+            "nz_refusals_total", "Refused requests by reason", ["reason"], registry=r
+        )
+        self.audit_queue = Gauge(
+            "nz_audit_queue_depth", "Audit rows waiting to be written", registry=r
+        )
+        self.discovery_age = Gauge(
+            "nz_discovery_age_seconds", "Seconds since the last successful discovery", registry=r
+        )
+        self.breaker_state = Gauge(
+            "nz_backend_breaker_open",
+            "1 when a backend's circuit breaker is open",
+            ["backend"],
+            registry=r,
+        )
+        self.backend_in_flight = Gauge(
+            "nz_backend_in_flight", "Requests in flight per backend", ["backend"], registry=r
+        )
+
+    def upstream_result(self, backend: str, outcome: str, seconds: float) -> None:
+        self.upstream_latency.labels(backend, "ok" if outcome == "ok" else "error").observe(seconds)
+        if outcome != "ok":
+            self.upstream_errors.labels(backend, outcome).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,255 @@
+"""The request pipeline after authentication and parsing: model policy → admission →
+upstream (with failover) → response (whole or streamed) → settlement.
+
+Every exit path settles the reservation exactly once: with the real token count when
+the backend reported it, with what was delivered when a stream broke or the client
+left, and with zero when nothing was produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+
+from neuronetz_gateway.auth.authenticator import Principal
+from neuronetz_gateway.errors import Forbidden, GatewayError, UpstreamUnavailable
+from neuronetz_gateway.limits.base import LimitStore, QuotaSnapshot, Reservation
+from neuronetz_gateway.proxy.context import RequestContext
+from neuronetz_gateway.proxy.native import ModelCall, model_name_key
+from neuronetz_gateway.proxy.responses import (
+    ClientGone,
+    StreamResponse,
+    json_response,
+    unless_disconnected,
+)
+from neuronetz_gateway.proxy.streaming import TruncatedStream
+from neuronetz_gateway.upstream.backends import Backend
+from neuronetz_gateway.upstream.discovery import Discovery
+from neuronetz_gateway.upstream.router import Router, UpstreamCall
+
+log = structlog.get_logger("neuronetz.pipeline")
+
+STREAM_FAILED = "the model server failed while answering"
+
+
+class ResponseAdapter(Protocol):
+    """Shapes upstream output for one API surface."""
+
+    media_type: str
+
+    def whole(self, native: dict[str, Any], raw: bytes) -> bytes: ...
+
+    def feed(self, native: dict[str, Any], raw_line: bytes) -> list[bytes]: ...
+
+    def finish(self) -> list[bytes]: ...
+
+    def error_frame(self, message: str) -> bytes: ...
+
+
+def quota_headers(quota: QuotaSnapshot) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if quota.limit_requests is not None:
+        headers["X-RateLimit-Limit-Requests"] = str(quota.limit_requests)
+        headers["X-RateLimit-Remaining-Requests"] = str(max(0, quota.remaining_requests or 0))
+    if quota.limit_tokens is not None:
+        headers["X-RateLimit-Limit-Tokens"] = str(quota.limit_tokens)
+        headers["X-RateLimit-Remaining-Tokens"] = str(max(0, quota.remaining_tokens or 0))
+    if quota.budget_period is not None:
+        headers["X-Budget-Period"] = quota.budget_period
+        headers["X-Budget-Tokens-Remaining"] = str(max(0, quota.budget_remaining or 0))
+    return headers
+
+
+def tokens_of(native: dict[str, Any]) -> tuple[int, int]:
+    def count(name: str) -> int:
+        value = native.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+    return count("prompt_eval_count"), count("eval_count")
+
+
+class Pipeline:
+    def __init__(self, *, limits: LimitStore, discovery: Discovery, router: Router) -> None:
+        self.limits = limits
+        self.discovery = discovery
+        self.router = router
+
+    def candidates(self, principal: Principal, model: str) -> list[Backend]:
+        """Backends that may serve ``model`` for this tenant; the same 403 whether the
+        model is forbidden or exists nowhere (no existence disclosure)."""
+        if not principal.allow_all_models and model_name_key(model) not in principal.allowed_models:
+            raise Forbidden("model not available", reason="model_forbidden")
+        backends = self.discovery.backends_for(model)
+        if not backends:
+            raise Forbidden("model not available", reason="model_forbidden")
+        return backends
+
+    async def run(
+        self,
+        request: Request,
+        ctx: RequestContext,
+        call: ModelCall,
+        adapter: ResponseAdapter,
+    ) -> Response:
+        principal = ctx.principal
+        assert principal is not None
+        ctx.model = call.model
+        if principal.log_prompts:
+            ctx.prompt = call.prompt_log
+        backends = self.candidates(principal, call.model)
+        reservation = await self.limits.admit(
+            ctx.request_id, principal.subjects, call.reserve_tokens
+        )
+        headers = quota_headers(reservation.quota)
+        prompt_estimate = max(
+            0, call.reserve_tokens - int(call.payload.get("options", {}).get("num_predict", 0))
+        )
+        try:
+            body = orjson.dumps(call.payload)
+            upstream = await unless_disconnected(
+                request.receive,
+                self.router.call(backends, call.upstream_path, body, stream=call.stream),
+            )
+        except BaseException as exc:
+            await self._settle(reservation, 0)
+            if isinstance(exc, ClientGone):
+                ctx.error_class = "client_disconnected"
+                return Response(status_code=499)
+            raise
+        ctx.backend = upstream.backend.name
+        ctx.attempts = upstream.attempts
+        if not call.stream:
+            return await self._whole(ctx, upstream, adapter, reservation, headers, call)
+        ctx.streamed = True
+        return StreamResponse(
+            self._stream(ctx, upstream, adapter, reservation, prompt_estimate),
+            media_type=adapter.media_type,
+            headers=headers,
+        )
+
+    async def _settle(self, reservation: Reservation, used: int) -> None:
+        try:
+            await asyncio.shield(self.limits.settle(reservation, used))
+        except Exception as exc:  # the store expires the lease; never fail the response here
+            log.error(
+                "settlement failed", request_id=reservation.request_id, error=type(exc).__name__
+            )
+
+    async def _whole(
+        self,
+        ctx: RequestContext,
+        upstream: UpstreamCall,
+        adapter: ResponseAdapter,
+        reservation: Reservation,
+        headers: dict[str, str],
+        call: ModelCall,
+    ) -> Response:
+        used = 0
+        try:
+            raw = upstream.body or b""
+            try:
+                native = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise UpstreamUnavailable(STREAM_FAILED, reason="upstream_bad_body") from None
+            if not isinstance(native, dict) or "error" in native:
+                raise UpstreamUnavailable(STREAM_FAILED, reason="upstream_error")
+            tokens_in, tokens_out = tokens_of(native)
+            if call.upstream_path == "/api/embeddings" and tokens_in == 0:
+                tokens_in = call.reserve_tokens  # the legacy endpoint reports no count
+            ctx.tokens_in, ctx.tokens_out = tokens_in, tokens_out
+            used = tokens_in + tokens_out
+            out = adapter.whole(native, raw)
+            if ctx.collect_response():
+                ctx.response_parts = [_response_text(native)]
+            return json_response(out, 200, headers)
+        finally:
+            upstream.release()
+            await self._settle(reservation, used)
+
+    async def _stream(
+        self,
+        ctx: RequestContext,
+        upstream: UpstreamCall,
+        adapter: ResponseAdapter,
+        reservation: Reservation,
+        prompt_estimate: int,
+    ) -> AsyncGenerator[bytes, None]:
+        reader = upstream.reader
+        assert reader is not None
+        delivered = 0
+        final: dict[str, Any] | None = None
+        collect = ctx.collect_response()
+        if collect:
+            ctx.response_parts = []
+        clean = False
+        try:
+            line = upstream.first_line
+            while line is not None:
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise TruncatedStream("not JSON") from None
+                if not isinstance(obj, dict) or "error" in obj:
+                    raise TruncatedStream("upstream error frame")
+                if obj.get("done") is True:
+                    final = obj
+                else:
+                    delivered += 1
+                    if collect and ctx.response_parts is not None:
+                        ctx.response_parts.append(_response_text(obj))
+                frames = adapter.feed(obj, line)
+                if frames:
+                    if ctx.first_byte is None:
+                        ctx.first_byte = time.perf_counter()
+                    for frame in frames:
+                        yield frame
+                if final is not None:
+                    break
+                line = await reader.next_line()
+            if final is None:
+                raise TruncatedStream("stream ended without a final frame")
+            for frame in adapter.finish():
+                yield frame
+            clean = True
+        except (TimeoutError, aiohttp.ClientError, TruncatedStream, OSError) as exc:
+            ctx.error_class = "upstream_stream_broken"
+            log.warning(
+                "stream broke",
+                request_id=ctx.request_id,
+                backend=ctx.backend,
+                error=type(exc).__name__,
+            )
+            yield adapter.error_frame(STREAM_FAILED)
+        except GatewayError as exc:
+            ctx.error_class = exc.code
+            yield adapter.error_frame(exc.message)
+        finally:
+            if final is not None:
+                ctx.tokens_in, ctx.tokens_out = tokens_of(final)
+            else:
+                # Broken or abandoned: the prompt was processed and the chunks delivered.
+                ctx.tokens_in, ctx.tokens_out = prompt_estimate, delivered
+                if ctx.error_class is None:
+                    ctx.error_class = "client_disconnected"
+            if clean:
+                upstream.release()
+            else:
+                upstream.abort()  # closes the upstream connection: Ollama stops generating
+            await self._settle(reservation, ctx.tokens_in + ctx.tokens_out)
+
+
+def _response_text(native: dict[str, Any]) -> str:
+    message = native.get("message")
+    if isinstance(message, dict):
+        content = message.get("content")
+        return content if isinstance(content, str) else ""
+    response = native.get("response")
+    return response if isinstance(response, str) else ""

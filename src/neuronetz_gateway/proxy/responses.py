@@ -1,0 +1,103 @@
+"""Lean ASGI responses for proxied traffic.
+
+``StreamResponse`` watches for the client's disconnect while it streams, so a client
+that goes away cancels the upstream request at once (Starlette's own streaming
+response notices only at the next write, which may be a long way off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+T = TypeVar("T")
+
+
+async def wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+class ClientGone(Exception):
+    """The client disconnected before the answer was ready."""
+
+
+async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
+    """Run ``work``; if the client disconnects first, cancel it and raise ``ClientGone``."""
+    work_task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(wait_for_disconnect(receive))
+    try:
+        await asyncio.wait((work_task, watch), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        work_task.cancel()
+        raise
+    finally:
+        watch.cancel()
+    if work_task.done():
+        return work_task.result()
+    work_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await work_task  # its own clean-up runs; its outcome no longer matters
+    raise ClientGone()
+
+
+class StreamResponse(Response):
+    def __init__(
+        self,
+        chunks: AsyncGenerator[bytes, None],
+        *,
+        media_type: str,
+        headers: dict[str, str],
+        on_first_byte: Callable[[], None] | None = None,
+    ) -> None:
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.body = b""
+        self._chunks = chunks
+        self._on_first_byte = on_first_byte
+        self.raw_headers = [
+            (b"content-type", media_type.encode("latin-1")),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pump = asyncio.ensure_future(self._pump(send))
+        watch = asyncio.ensure_future(wait_for_disconnect(receive))
+        try:
+            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+            if not pump.done():
+                pump.cancel()
+            try:
+                await pump
+            except (asyncio.CancelledError, OSError):
+                pass
+            finally:
+                await self._chunks.aclose()
+
+    async def _pump(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        first = True
+        async for chunk in self._chunks:
+            if first and self._on_first_byte is not None:
+                self._on_first_byte()
+                first = False
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def json_response(body: bytes, status: int, headers: dict[str, Any]) -> Response:
+    return Response(
+        content=body, status_code=status, headers=headers, media_type="application/json"
+    )

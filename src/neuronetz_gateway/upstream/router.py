@@ -1,0 +1,151 @@
+"""Sending one request upstream, failing over between the backends that host the model.
+
+Failover happens only before the client has received a byte: on a connection error, a
+timeout, a 5xx (including Ollama's 503 "server busy") or a 404 (the model left that
+backend). For a stream, the first line is awaited before the response is committed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+
+from neuronetz_gateway.errors import BadRequest, Forbidden, UpstreamUnavailable
+from neuronetz_gateway.proxy.streaming import LineReader, TruncatedStream
+from neuronetz_gateway.upstream.backends import Backend
+from neuronetz_gateway.upstream.breaker import CircuitBreaker
+
+log = structlog.get_logger("neuronetz.upstream")
+
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class UpstreamCall:
+    """An upstream response that is ready: a full body, or a stream with its first line."""
+
+    backend: Backend
+    response: aiohttp.ClientResponse
+    attempts: int
+    body: bytes | None = None
+    reader: LineReader | None = None
+    first_line: bytes | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def release(self) -> None:
+        self.response.release()
+        self.backend.in_flight -= 1
+
+    def abort(self) -> None:
+        self.response.close()
+        self.backend.in_flight -= 1
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Router:
+    def __init__(self, breakers: dict[str, CircuitBreaker], *, observer: UpstreamObserver) -> None:
+        self.breakers = breakers
+        self.observer = observer
+
+    async def call(
+        self, candidates: Sequence[Backend], path: str, body: bytes, *, stream: bool
+    ) -> UpstreamCall:
+        if not candidates:
+            raise Forbidden("model not available")
+        attempts = 0
+        missing = 0
+        tried_any = False
+        for backend in candidates:
+            breaker = self.breakers[backend.name]
+            if not breaker.allow():
+                continue
+            tried_any = True
+            attempts += 1
+            started = time.perf_counter()
+            try:
+                call = await self._attempt(backend, path, body, stream=stream, attempts=attempts)
+            except _Retryable as exc:
+                self.observer.upstream_result(
+                    backend.name, exc.reason, time.perf_counter() - started
+                )
+                if exc.reason == "not_found":
+                    missing += 1
+                    breaker.record_success()  # the backend works; it lacks the model
+                else:
+                    breaker.record_failure()
+                    log.warning("upstream attempt failed", backend=backend.name, reason=exc.reason)
+                continue
+            except BaseException:
+                breaker.release_probe()
+                raise
+            breaker.record_success()
+            self.observer.upstream_result(backend.name, "ok", time.perf_counter() - started)
+            return call
+        if tried_any and missing == attempts:
+            raise Forbidden("model not available")
+        retry = min((self.breakers[b.name].retry_after_s() for b in candidates), default=1.0)
+        raise UpstreamUnavailable(
+            headers={"Retry-After": str(max(1, int(retry)))}, reason="upstream_unavailable"
+        )
+
+    async def _attempt(
+        self, backend: Backend, path: str, body: bytes, *, stream: bool, attempts: int
+    ) -> UpstreamCall:
+        backend.in_flight += 1
+        try:
+            response = await backend.session.post(
+                backend.url(path), data=body, allow_redirects=False
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            backend.in_flight -= 1
+            raise _Retryable(
+                "connect" if isinstance(exc, aiohttp.ClientConnectionError) else "timeout"
+            ) from exc
+        except BaseException:
+            backend.in_flight -= 1
+            raise
+        call = UpstreamCall(backend=backend, response=response, attempts=attempts)
+        try:
+            status = response.status
+            if status != 200:
+                await self._refuse(response)
+            if stream:
+                call.reader = LineReader(response.content, MAX_LINE_BYTES)
+                call.first_line = await call.reader.next_line()
+            else:
+                call.body = await response.read()
+            return call
+        except (TimeoutError, aiohttp.ClientError, TruncatedStream, OSError) as exc:
+            call.abort()
+            raise _Retryable("reset") from exc
+        except BaseException:
+            call.abort()
+            raise
+
+    @staticmethod
+    async def _refuse(response: aiohttp.ClientResponse) -> None:
+        status = response.status
+        if status == 404:
+            raise _Retryable("not_found")
+        if status in (400, 422):
+            # Never pass upstream text on: it may carry paths or internals.
+            raise BadRequest("the model server rejected the request as invalid")
+        if 300 <= status < 400:
+            raise _Retryable("redirect")
+        raise _Retryable(f"status_{status // 100}xx" if status != 503 else "busy")
+
+
+class UpstreamObserver:
+    """Receives the outcome of each upstream attempt (metrics hook)."""
+
+    def upstream_result(self, backend: str, outcome: str, seconds: float) -> None:
+        return None
