@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from neuronetz_gateway import __version__
-from neuronetz_gateway.api import health, native
+from neuronetz_gateway.api import health, native, openai
 from neuronetz_gateway.api.edge import Edge
 from neuronetz_gateway.audit.usage import SqlUsage
 from neuronetz_gateway.audit.writer import AuditWriter
@@ -257,6 +257,7 @@ def create_app(settings: Settings, *, state: GatewayState | None = None) -> Fast
     )
     app.include_router(health.router)
     app.include_router(native.router)
+    app.include_router(openai.router)
     app.add_exception_handler(GatewayError, _render_gateway_error)
     app.add_exception_handler(StarletteHTTPException, _render_http_error)
     app.add_exception_handler(RequestValidationError, _render_validation_error)

@@ -6,31 +6,13 @@ import orjson
 from starlette.responses import Response
 
 from neuronetz_gateway.errors import GatewayError
-
-_OPENAI_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-}
-_OPENAI_CODES = {413: "request_too_large", 429: "rate_limit_exceeded", 401: "invalid_api_key"}
+from neuronetz_gateway.translate import openai_error_body
 
 
 def error_body(surface: str, error: GatewayError, request_id: str) -> bytes:
     if surface == "openai":
         return orjson.dumps(
-            {
-                "error": {
-                    "message": error.message,
-                    "type": _OPENAI_TYPES.get(error.status, "api_error"),
-                    "param": error.param,
-                    "code": _OPENAI_CODES.get(error.status, error.code),
-                },
-                "request_id": request_id,
-            }
+            openai_error_body(error.status, error.message, param=error.param, request_id=request_id)
         )
     # Ollama's clients read {"error": "<text>"}; the request id ties it to the audit row.
     return orjson.dumps({"error": error.message, "request_id": request_id})

@@ -1,0 +1,116 @@
+"""The OpenAI-compatible surface (`/v1/*`), translated to the native API by the gateway.
+
+Same keys, model policy, limits, budgets and audit as `/api/*`: each handler turns the
+OpenAI body into a native ``ModelCall`` and hands it to the same pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from neuronetz_gateway.api.dependencies import authenticate, gateway, read_body
+from neuronetz_gateway.errors import Forbidden
+from neuronetz_gateway.proxy.native import ModelCall, estimate_text_tokens, model_name_key
+from neuronetz_gateway.proxy.openai_adapters import (
+    ChatAdapter,
+    CompletionAdapter,
+    EmbeddingsAdapter,
+)
+from neuronetz_gateway.proxy.responses import json_response
+from neuronetz_gateway.translate import (
+    chat_request_to_native,
+    completion_request_to_native,
+    embeddings_request_to_native,
+    model_from_tag,
+    models_list_from_tags,
+)
+
+router = APIRouter(tags=["openai"])
+
+
+def _prompt_tokens(value: Any) -> int:
+    return estimate_text_tokens(orjson.dumps(value).decode())
+
+
+@router.post("/v1/chat/completions", summary="Chat completion (SSE when stream=true)")
+async def chat_completions(request: Request) -> Response:
+    state = gateway(request)
+    ctx = await authenticate(request)
+    body = await read_body(request)
+    native = chat_request_to_native(body, max_num_predict=state.settings.max_num_predict)
+    payload: dict[str, Any] = dict(native.body)
+    call = ModelCall(
+        upstream_path="/api/chat",
+        payload=payload,
+        model=native.model,
+        stream=native.stream,
+        reserve_tokens=_prompt_tokens(payload.get("messages", [])) + native.num_predict,
+        prompt_log=payload.get("messages"),
+    )
+    adapter = ChatAdapter(native.model, native.include_usage)
+    return await state.pipeline.run(request, ctx, call, adapter)
+
+
+@router.post("/v1/completions", summary="Text completion (SSE when stream=true)")
+async def completions(request: Request) -> Response:
+    state = gateway(request)
+    ctx = await authenticate(request)
+    body = await read_body(request)
+    native = completion_request_to_native(body, max_num_predict=state.settings.max_num_predict)
+    payload: dict[str, Any] = dict(native.body)
+    call = ModelCall(
+        upstream_path="/api/generate",
+        payload=payload,
+        model=native.model,
+        stream=native.stream,
+        reserve_tokens=_prompt_tokens([payload.get("prompt"), payload.get("suffix")])
+        + native.num_predict,
+        prompt_log=payload.get("prompt"),
+    )
+    adapter = CompletionAdapter(native.model, native.include_usage)
+    return await state.pipeline.run(request, ctx, call, adapter)
+
+
+@router.post("/v1/embeddings", summary="Embeddings (float or base64)")
+async def embeddings(request: Request) -> Response:
+    state = gateway(request)
+    ctx = await authenticate(request)
+    body = await read_body(request)
+    native_body, encoding = embeddings_request_to_native(body)
+    payload: dict[str, Any] = dict(native_body)
+    model = str(payload["model"])
+    call = ModelCall(
+        upstream_path="/api/embed",
+        payload=payload,
+        model=model,
+        stream=False,
+        reserve_tokens=_prompt_tokens(payload.get("input")) + 1,
+        prompt_log=payload.get("input"),
+    )
+    return await state.pipeline.run(request, ctx, call, EmbeddingsAdapter(model, encoding))
+
+
+@router.get("/v1/models", summary="The models this key may use")
+async def list_models(request: Request) -> Response:
+    state = gateway(request)
+    ctx = await authenticate(request)
+    assert ctx.principal is not None
+    return json_response(
+        orjson.dumps(models_list_from_tags(state.effective_models(ctx.principal))), 200, {}
+    )
+
+
+@router.get("/v1/models/{model}", summary="One model, if this key may use it")
+async def retrieve_model(request: Request, model: str) -> Response:
+    state = gateway(request)
+    ctx = await authenticate(request)
+    assert ctx.principal is not None
+    wanted = model_name_key(model)
+    for entry in state.effective_models(ctx.principal):
+        if model_name_key(entry.get("name") or entry.get("model") or "") == wanted:
+            return json_response(orjson.dumps({**model_from_tag(entry), "id": model}), 200, {})
+    raise Forbidden("model not available", reason="model_forbidden")
