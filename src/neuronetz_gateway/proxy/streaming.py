@@ -6,7 +6,7 @@ import aiohttp
 
 
 class TruncatedStream(Exception):
-    """The upstream stream ended in the middle of a line, or a line was too long."""
+    """The upstream stream was cut, broke its framing, or a line was too long."""
 
 
 class LineReader:
@@ -33,7 +33,10 @@ class LineReader:
                 raise TruncatedStream("line too long")
             chunk = await self._content.readany()
             if not chunk:
-                if self._buf[self._pos :].strip():
-                    raise TruncatedStream("stream ended mid-line")
-                return None
+                rest = bytes(self._buf[self._pos :])
+                self._buf.clear()
+                self._pos = 0
+                # A last line without a newline is returned; if the stream was cut in the
+                # middle of it, it will not parse as JSON and the caller says so.
+                return rest if rest.strip() else None
             self._buf += chunk

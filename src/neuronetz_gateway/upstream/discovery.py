@@ -22,6 +22,9 @@ from neuronetz_gateway.upstream.backends import Backend
 
 log = structlog.get_logger("neuronetz.discovery")
 
+# Marks the gateway's own polls, so backends (and tests) can tell them from proxied traffic.
+DISCOVERY_USER_AGENT = "neuronetz-gateway-discovery"
+
 
 @dataclass(frozen=True, slots=True)
 class BackendModels:
@@ -47,6 +50,7 @@ class Discovery:
         async with backend.session.get(
             backend.url("/api/tags"),
             allow_redirects=False,
+            headers={"User-Agent": DISCOVERY_USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=max(2.0, min(10.0, self.refresh_s))),
         ) as resp:
             if resp.status != 200:

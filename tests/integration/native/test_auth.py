@@ -1,0 +1,131 @@
+"""Authentication: one answer for every failure, cached verification, fast revocation."""
+
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from neuronetz_gateway.auth.keys import generate_key
+from tests.fixtures.gateway import RunningGateway
+
+ROUTES = [("GET", "/api/tags"), ("POST", "/api/chat"), ("POST", "/api/generate"),
+          ("POST", "/api/embed"), ("POST", "/api/embeddings"), ("POST", "/api/show"),
+          ("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"),
+          ("POST", "/v1/embeddings"), ("GET", "/v1/models/llama3.2")]  # fmt: skip
+
+
+def _body_without_id(resp: httpx.Response) -> object:
+    data = resp.json()
+    data.pop("request_id")
+    return data
+
+
+def test_every_failure_gets_the_same_401(gateway: RunningGateway) -> None:
+    admin = gateway.admin
+    good = admin.tenant_and_key("acme")
+    revoked = admin.key("acme", "revoked")
+    admin.revoke(revoked[:12])
+    expired = admin.key("acme", "expired", expires_in=timedelta(seconds=1))
+    admin.tenant("off")
+    disabled = admin.key("off", "k")
+    admin.set_enabled("off", False)
+    time.sleep(1.1)
+    from neuronetz_gateway.db.models import ApiKey
+    from sqlalchemy import select
+
+    stored_hash = admin.query(
+        lambda s: s.scalar(select(ApiKey.key_hash).where(ApiKey.prefix == good[:12]))
+    )
+    wrong_secret = good[:12] + ("A" if good[12] != "A" else "B") + good[13:]
+    candidates = {
+        "missing": None,
+        "empty": "",
+        "not bearer": f"Basic {good}",
+        "malformed": "Bearer nz_short",
+        "unknown": f"Bearer {generate_key()}",
+        "wrong secret": f"Bearer {wrong_secret}",
+        "revoked": f"Bearer {revoked}",
+        "expired": f"Bearer {expired}",
+        "disabled tenant": f"Bearer {disabled}",
+        "hash as key": f"Bearer {stored_hash}",
+        "prefix only": f"Bearer {good[:12]}",
+        "huge": "Bearer nz_" + "a" * 10_000,
+    }
+    bodies = set()
+    for name, header in candidates.items():
+        for method, path in ROUTES:
+            headers = {} if header is None else {"Authorization": header}
+            resp = httpx.request(method, gateway.url + path, headers=headers, json={"model": "x"})
+            assert resp.status_code == 401, (name, path)
+            bodies.add((resp.headers["content-type"], repr(_body_without_id(resp))))
+    assert len(bodies) == 2  # one native body, one OpenAI body
+    ok = httpx.get(gateway.url + "/api/tags", headers={"Authorization": f"Bearer {good}"})
+    assert ok.status_code == 200
+
+
+def test_revocation_by_cli_reaches_running_gateway_within_a_second(
+    gateway: RunningGateway,
+) -> None:
+    key = gateway.admin.tenant_and_key("acme")
+    headers = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(gateway.url + "/api/tags", headers=headers).status_code == 200  # cached now
+    gateway.admin.revoke(key[:12])
+    deadline = time.monotonic() + 1.0
+    while httpx.get(gateway.url + "/api/tags", headers=headers).status_code == 200:
+        assert time.monotonic() < deadline, "revoked key still accepted after 1 s"
+        time.sleep(0.05)
+
+
+def test_verified_keys_are_cached(gateway: RunningGateway) -> None:
+    key = gateway.admin.tenant_and_key("acme")
+    headers = {"Authorization": f"Bearer {key}"}
+    hasher = gateway.state.auth._hasher
+    calls = 0
+    original = hasher.verify_sync
+
+    def counting(key_hash: str, candidate: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return original(key_hash, candidate)
+
+    hasher.verify_sync = counting  # type: ignore[method-assign]
+    time.sleep(0.7)  # let the revision watcher see the key's creation first
+    for _ in range(20):
+        assert httpx.get(gateway.url + "/api/tags", headers=headers).status_code == 200
+    assert calls == 1
+
+
+def test_auth_failures_are_throttled_per_ip(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw: RunningGateway = make_gateway(auth_failure_rate_limit_per_ip_per_min=5)
+    key = gw.admin.tenant_and_key("acme")
+    statuses = [
+        httpx.get(
+            gw.url + "/api/tags", headers={"Authorization": f"Bearer {generate_key()}"}
+        ).status_code
+        for _ in range(8)
+    ]
+    assert statuses[:5] == [401] * 5 and statuses[5:] == [429] * 3
+    throttled = httpx.get(gw.url + "/api/tags", headers={"Authorization": "Bearer bad"})
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+    # The real key still works only if it was cached before; a fresh one is throttled too.
+    assert (
+        httpx.get(gw.url + "/api/tags", headers={"Authorization": f"Bearer {key}"}).status_code
+        == 429
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Host": "evil.example"}, {"X-Forwarded-Host": "evil"}, {"X-Original-URL": "/api/pull"},
+     {"X-Rewrite-URL": "/api/pull"}, {"X-Forwarded-For": "127.0.0.1"}],
+)  # fmt: skip
+def test_header_tricks_change_nothing(gateway: RunningGateway, headers: dict[str, str]) -> None:
+    key = gateway.admin.tenant_and_key("acme")
+    resp = httpx.get(gateway.url + "/api/tags", headers={**headers, "Authorization": "Bearer x"})
+    assert resp.status_code == 401
+    resp = httpx.get(
+        gateway.url + "/api/tags", headers={**headers, "Authorization": f"Bearer {key}"}
+    )
+    assert resp.status_code == 200
+    assert httpx.get(gateway.url + "/metrics", headers=headers).status_code in (200, 404)
