@@ -31,8 +31,9 @@ def test_every_failure_gets_the_same_401(gateway: RunningGateway) -> None:
     disabled = admin.key("off", "k")
     admin.set_enabled("off", False)
     time.sleep(1.1)
-    from neuronetz_gateway.db.models import ApiKey
     from sqlalchemy import select
+
+    from neuronetz_gateway.db.models import ApiKey
 
     stored_hash = admin.query(
         lambda s: s.scalar(select(ApiKey.key_hash).where(ApiKey.prefix == good[:12]))

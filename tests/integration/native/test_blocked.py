@@ -59,7 +59,8 @@ def test_absolute_form_and_method_override(gateway: RunningGateway) -> None:
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
         sock.sendall(
             f"POST http://evil.example/api/pull HTTP/1.1\r\nHost: x\r\n"
-            f"Authorization: Bearer {key}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}".encode()
+            f"Authorization: Bearer {key}\r\nContent-Length: 2\r\n"
+            "Connection: close\r\n\r\n{}".encode()
         )
         data = sock.recv(4096)
     assert data.startswith(b"HTTP/1.1 403") or data.startswith(b"HTTP/1.1 400")

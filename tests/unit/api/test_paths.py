@@ -10,7 +10,7 @@ BLOCKED = [
     "/api/%70ull", "/api%2fpull", "/api%2Fpull", "/%61pi/pull", "/api/%2570ull",
     "/api/./pull", "/api/x/../pull", "/v1/../api/pull", "/v1/models/../../api/pull",
     "/api/pull;x", "/api;x/pull", "/api/pull%00", "/ａｐｉ/ｐｕｌｌ", "/api\\pull",
-    "/api/chat/../pull", "/api/%2e%2e/api/pull", "/api/pull?x=1".split("?")[0],
+    "/api/chat/../pull", "/api/%2e%2e/api/pull", ["/api/pull", "x=1"][0],
 ]  # fmt: skip
 ROUTES = [
     "/api/chat", "/api/generate", "/api/embed", "/api/embeddings", "/api/tags", "/api/show",

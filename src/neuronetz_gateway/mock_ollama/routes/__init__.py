@@ -1,0 +1,1 @@
+"""The mock's endpoints, grouped as Ollama's API reference groups them."""
