@@ -209,7 +209,10 @@ class Settings(BaseSettings):
         30, ge=1, le=3650, description="Prompt-log retention when a key sets none."
     )
     audit_log_default_retention_days: int = Field(
-        365, ge=1, le=36500, description="How long audit rows are kept."
+        365,
+        ge=32,
+        le=36500,
+        description="Days audit rows are kept (at least 32: monthly budgets rebuild from them).",
     )
 
     # --- features ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from neuronetz_gateway.db.engine import SessionFactory
-from neuronetz_gateway.db.models import RequestRecord
+from neuronetz_gateway.db.models import RequestRecord, UsageCarryover
 from neuronetz_gateway.limits.base import SubjectKind
 
 
@@ -25,4 +25,8 @@ class SqlUsage:
         if since is not None:
             stmt = stmt.where(RequestRecord.started_at >= since)
         async with self._sessions() as session:
-            return int(await session.scalar(stmt) or 0)
+            spent = int(await session.scalar(stmt) or 0)
+            if since is None:  # all time: add what the retention purge folded away
+                carried = await session.get(UsageCarryover, (kind, subject_id))
+                spent += carried.tokens if carried is not None else 0
+            return spent

@@ -164,6 +164,20 @@ class PromptLog(Base):
     response: Mapped[str] = mapped_column(Text, default="")
 
 
+class UsageCarryover(Base):
+    """Tokens of request rows removed by the retention purge, per key and per tenant.
+
+    Total budgets are rebuilt from the requests table; what the purge deletes is added
+    here first, in the same transaction, so a purge never gives a budget back.
+    """
+
+    __tablename__ = "usage_carryover"
+
+    subject_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    subject_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class GatewayState(Base):
     """A single row whose ``revision`` grows with every change to tenants or keys.
 

@@ -43,7 +43,7 @@ def run(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.Complete
 
 
 def test_transcript(env: dict[str, str]) -> None:
-    assert "revision 0001" in run(env, "migrate").stdout
+    assert "revision 0002" in run(env, "migrate").stdout
     out = run(env, "create-tenant", "--name", "acme", "--rpm", "120", "--allow-model", "llama3.2")
     assert "created tenant acme" in out.stdout
     created = run(env, "create-key", "--tenant", "acme", "--name", "prod-1")

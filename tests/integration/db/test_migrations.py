@@ -22,7 +22,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 async def test_models_and_migrations_agree(database_url: str) -> None:
     await upgrade(database_url)
     await upgrade(database_url)  # idempotent
-    assert await current_revision(database_url) == "0001"
+    assert await current_revision(database_url) == "0002"
     engine = create_engine(database_url)
     try:
         async with engine.connect() as conn:
