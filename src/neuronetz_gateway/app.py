@@ -3,6 +3,7 @@ every engine, client and background task, kept on one typed ``GatewayState``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,8 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from neuronetz_gateway import __version__
-from neuronetz_gateway.api import health, native, openai
+from neuronetz_gateway.api import health, native, openai, playground
 from neuronetz_gateway.api.edge import Edge
+from neuronetz_gateway.audit.retention import RetentionTask
 from neuronetz_gateway.audit.usage import SqlUsage
 from neuronetz_gateway.audit.writer import AuditWriter
 from neuronetz_gateway.auth.authenticator import (
@@ -66,6 +68,7 @@ class GatewayState:
     router: Router
     pipeline: Pipeline
     audit: AuditWriter
+    retention: RetentionTask
     metrics: Metrics
     call_policy: CallPolicy
     _models_cache: dict[tuple[int, int], list[dict[str, Any]]] = field(default_factory=dict)
@@ -93,7 +96,10 @@ class GatewayState:
         age = self.discovery.age_s()
         self.metrics.discovery_age.set(age if age is not None else -1)
         for name, breaker in self.breakers.items():
-            self.metrics.breaker_state.labels(name).set(1 if breaker.state == "open" else 0)
+            current = breaker.state
+            self.metrics.breaker_state.labels(name).set(1 if current == "open" else 0)
+            for state in ("closed", "open", "half_open"):
+                self.metrics.breaker_states.labels(name, state).set(1 if state == current else 0)
         for backend in self.backends:
             self.metrics.backend_in_flight.labels(backend.name).set(backend.in_flight)
 
@@ -154,8 +160,9 @@ async def build_state(settings: Settings, *, migrate: bool = True) -> GatewaySta
         backends,
         refresh_s=settings.model_discovery_refresh_s,
         ttl_s=settings.model_discovery_cache_ttl_s,
+        routing_policy=settings.routing_policy,
     )
-    router = Router(breakers, observer=metrics)
+    router = Router(breakers, observer=metrics, on_served=discovery.note_served)
     return GatewayState(
         settings=settings,
         engine=engine,
@@ -169,6 +176,9 @@ async def build_state(settings: Settings, *, migrate: bool = True) -> GatewaySta
         router=router,
         pipeline=Pipeline(limits=limits, discovery=discovery, router=router),
         audit=AuditWriter(sessions, capacity=settings.audit_buffer_size),
+        retention=RetentionTask(
+            sessions, audit_retention_days=settings.audit_log_default_retention_days
+        ),
         metrics=metrics,
         call_policy=CallPolicy(
             max_num_predict=settings.max_num_predict,
@@ -229,15 +239,20 @@ def create_app(settings: Settings, *, state: GatewayState | None = None) -> Fast
         for backend in gw.backends:
             await backend.start()
         await gw.watcher.poll_once()
+        if settings.redis_url:
+            # Open a few pooled connections now, not in the first burst of traffic.
+            await asyncio.gather(*(gw.limits.ping() for _ in range(8)), return_exceptions=True)
         await gw.discovery.refresh()
         gw.discovery.start()
         gw.watcher.start()
         gw.audit.start()
+        gw.retention.start()
         try:
             yield
         finally:
             await gw.discovery.stop()
             await gw.watcher.stop()
+            await gw.retention.stop()
             await gw.audit.stop()
             for backend in gw.backends:
                 await backend.close()
@@ -258,6 +273,7 @@ def create_app(settings: Settings, *, state: GatewayState | None = None) -> Fast
     app.include_router(health.router)
     app.include_router(native.router)
     app.include_router(openai.router)
+    app.include_router(playground.router)
     app.add_exception_handler(GatewayError, _render_gateway_error)
     app.add_exception_handler(StarletteHTTPException, _render_http_error)
     app.add_exception_handler(RequestValidationError, _render_validation_error)

@@ -162,7 +162,7 @@ class Settings(BaseSettings):
         60.0, ge=0, le=86400, description="How long a verified key is trusted without Argon2."
     )
     redis_timeout_s: float = Field(
-        0.25,
+        0.5,
         gt=0,
         le=30,
         description="Per-command Redis timeout; past it the gateway fails closed.",

@@ -42,18 +42,25 @@ async def readyz(request: Request) -> Response:
         except Exception:
             checks["redis"] = "down"
     backends = {}
+    breakers = {}
     for backend in state.backends:
         fresh = (
             bool(state.discovery.models_of(backend.name))
             or backend.name in state.discovery.reachable()
         )
         breaker = state.breakers[backend.name].state
+        breakers[backend.name] = breaker
         backends[backend.name] = (
             "ok" if fresh and breaker != "open" else ("open" if breaker == "open" else "down")
         )
     checks["backends"] = "ok" if any(v == "ok" for v in backends.values()) else "down"
     ready = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks, "backends": backends}
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "backends": backends,
+        "breakers": breakers,
+    }
     return json_response(orjson.dumps(body), 200 if ready else 503, {})
 
 

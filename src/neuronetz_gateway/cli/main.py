@@ -9,13 +9,30 @@ from sqlalchemy.exc import SQLAlchemyError
 from typer._click import exceptions as click_exc
 
 from neuronetz_gateway import __version__
-from neuronetz_gateway.cli import database, keys, server, tenants
+from neuronetz_gateway.cli import (
+    audit_commands,
+    backend_commands,
+    database,
+    demo,
+    keys,
+    server,
+    tenants,
+)
+from neuronetz_gateway.cli.backends import BackendConfigError
 from neuronetz_gateway.cli.context import fail
 from neuronetz_gateway.settings import ConfigError
 from neuronetz_gateway.tenancy.service import TenancyError
 from neuronetz_gateway.tenancy.values import InvalidValue
 
-GROUPS: list[typer.Typer] = [server.app, tenants.app, keys.app, database.app]
+GROUPS: list[typer.Typer] = [
+    server.app,
+    demo.app,
+    tenants.app,
+    keys.app,
+    database.app,
+    audit_commands.app,
+    backend_commands.app,
+]
 
 
 def build_app() -> typer.Typer:
@@ -57,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     except (TenancyError, InvalidValue) as exc:
         fail(str(exc))
     except ConfigError as exc:
+        fail(str(exc))
+    except BackendConfigError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:
         fail(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")

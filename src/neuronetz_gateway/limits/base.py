@@ -18,9 +18,13 @@ Windows and budgets
       its reserved tokens to all three counters of every subject, limited or not, so a
       limit set later starts from the true spend.
 
-Worst-case burst: ``rpm`` requests and ``tpm`` tokens in any 60-second interval, at most
-``rpm`` of them in one instant; a budget is never exceeded by reservations (settling
-replaces a reservation by the real usage, which the gateway caps at the reservation).
+Worst-case burst: ``rpm`` requests and ``tpm`` reserved tokens in any 60-second
+interval, all of them possibly in one instant (a sliding window has no boundary burst:
+a fixed window would allow ``2 × rpm`` across a minute boundary). A budget is never
+exceeded by reservations; settling replaces a reservation by the real usage, which the
+gateway caps at the reservation. RPM, TPM and concurrency are tracked only while a
+subject has that limit, so a limit set live starts from an empty window. Exceptions
+after a Redis counter loss are listed in ``redis``.
 """
 
 from __future__ import annotations

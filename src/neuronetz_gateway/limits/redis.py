@@ -14,12 +14,15 @@ Algorithm (the same as ``memory``, see ``base`` for the worst-case burst):
 ``admit.lua`` checks every limit of every subject, then counts everywhere, in one
 script (EVALSHA, with EVAL on NOSCRIPT). When it finds a budget counter missing (first
 sight, Redis restart, FLUSHALL, eviction) it changes nothing and names the counters;
-the store reads ``UsageSource.spent_since`` for them, adds the reservations this process
-still holds open, and ``seed.lua`` creates each counter only if it is still missing,
-under a fresh generation; then admission is retried. A reservation whose counter was
-rebuilt meanwhile is settled by adding its real usage instead of the difference.
-In-flight reservations of *other* processes are not in a rebuilt counter until they
-settle, and RPM/TPM windows (61 s of history) are not rebuilt.
+the store reads ``UsageSource.spent_since`` for them (once per counter however many
+admissions are waiting), adds the reservations this process still holds open (and
+restores their concurrency slots), and ``seed.lua`` creates each counter only if it is
+still missing, under a fresh generation; then admission is retried. A reservation the
+rebuilt counter includes settles by the difference; one it never saw (admitted by
+another process before the loss) settles by adding its real usage. Until they settle,
+other processes' in-flight reservations are missing from a rebuilt counter, and the
+RPM/TPM windows (61 s of history) are not rebuilt: the only ways a loss can let more
+through than the limits.
 
 Fail closed: every Redis call runs under ``timeout_s`` with no client retries; any
 Redis error or timeout raises ``ServiceUnavailable``. The client reconnects by itself
@@ -329,17 +332,18 @@ class RedisLimitStore:
         ttls = (_DAY_TTL_MS, _MONTH_TTL_MS, _TOTAL_TTL_MS)
         keys: list[str] = []
         args: list[int | str] = [generation, len(missing), math.ceil(self._lease_s * 1000)]
+        counted: list[list[tuple[_Open, int]]] = []
         for (i, p), value in zip(missing, spent, strict=True):
             subject = subjects[i]
             keys.append(self._budget_keys(subject, *labels)[p])
-            # This process's open reservations are not in the usage records yet. They
-            # are marked with the new generation before the seed runs, so a settle
-            # racing with it adjusts the rebuilt counter by the difference.
-            for entry, j in self._open_for(subject):
-                res = entry.reservation
-                if p == 2 or (res.day, res.month)[p] == labels[p]:
-                    value += res.tokens
-                    entry.generations[j][p] = generation
+            # This process's open reservations are not in the usage records yet.
+            included = [
+                (entry, j)
+                for entry, j in self._open_for(subject)
+                if p == 2 or (entry.reservation.day, entry.reservation.month)[p] == labels[p]
+            ]
+            value += sum(entry.reservation.tokens for entry, _ in included)
+            counted.append(included)
             args += [value, ttls[p]]
         # Restore this process's held slots too, so a flush does not open the gates.
         for i in sorted({i for i, _ in missing}):
@@ -355,7 +359,13 @@ class RedisLimitStore:
             args.append(len(held))
             for lease_until, request_id in held:
                 args += [math.ceil(lease_until * 1000), request_id]
-        await self._eval(self._seed_lua, keys, args)
+        seeded = await self._eval(self._seed_lua, keys, args)
+        # Settles wait for running rebuilds (see ``settle``), so no settle of a counted
+        # reservation ran in between: from now on it settles by the difference.
+        for (_, p), flag, included in zip(missing, seeded, counted, strict=True):
+            if int(flag) == 1:
+                for entry, j in included:
+                    entry.generations[j][p] = generation
 
     def _open_for(self, subject: Subject) -> list[tuple[_Open, int]]:
         found = []

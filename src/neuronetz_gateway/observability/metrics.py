@@ -89,6 +89,12 @@ class Metrics(UpstreamObserver):
             ["backend"],
             registry=r,
         )
+        self.breaker_states = Gauge(
+            "nz_backend_breaker_state",
+            "1 for the current state of a backend's circuit breaker (closed, open, half_open)",
+            ["backend", "state"],
+            registry=r,
+        )
         self.backend_in_flight = Gauge(
             "nz_backend_in_flight", "Requests in flight per backend", ["backend"], registry=r
         )

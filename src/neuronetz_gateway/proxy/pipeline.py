@@ -116,7 +116,9 @@ class Pipeline:
             body = orjson.dumps(call.payload)
             upstream = await unless_disconnected(
                 request.receive,
-                self.router.call(backends, call.upstream_path, body, stream=call.stream),
+                self.router.call(
+                    backends, call.upstream_path, body, stream=call.stream, model=call.model
+                ),
             )
         except BaseException as exc:
             await self._settle(reservation, 0)

@@ -1,17 +1,25 @@
 """Sending one request upstream, failing over between the backends that host the model.
 
 Failover happens only before the client has received a byte: on a connection error, a
-timeout, a 5xx (including Ollama's 503 "server busy") or a 404 (the model left that
-backend). For a stream, the first line is awaited before the response is committed.
+timeout, a 5xx (including Ollama's 503 "server busy"), a 404 (the model left that
+backend) or an ``{"error": ...}`` where the answer should begin. For a stream, the first
+line is awaited before the response is committed; after that, the caller owns the
+stream and a failure ends it (no second backend can continue a half-sent answer).
+
+Each backend's circuit breaker is consulted before an attempt and told its outcome. When
+no candidate could be tried or every attempt failed, ``UpstreamUnavailable`` (502) with
+``Retry-After``; when every backend answered 404, the same 403 as a forbidden model.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
+import orjson
 import structlog
 
 from neuronetz_gateway.errors import BadRequest, Forbidden, UpstreamUnavailable
@@ -51,24 +59,60 @@ class _Retryable(Exception):
         self.reason = reason
 
 
+def _first_line_problem(line: bytes) -> str | None:
+    """Why a stream's first line is no start of an answer (cut, or an error), if it is not."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "reset"
+    return "error_frame" if isinstance(obj, dict) and "error" in obj else None
+
+
+def _body_problem(body: bytes) -> str | None:
+    """An ``{"error": ...}`` body sent with 200; the substring test keeps big bodies cheap."""
+    if b'"error"' not in body:
+        return None
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None  # the caller reports a body that is no JSON
+    return "error_frame" if isinstance(obj, dict) and "error" in obj else None
+
+
 class Router:
-    def __init__(self, breakers: dict[str, CircuitBreaker], *, observer: UpstreamObserver) -> None:
+    def __init__(
+        self,
+        breakers: dict[str, CircuitBreaker],
+        *,
+        observer: UpstreamObserver,
+        on_served: Callable[[Backend, str], None] | None = None,
+    ) -> None:
         self.breakers = breakers
         self.observer = observer
+        self.on_served = on_served
 
     async def call(
-        self, candidates: Sequence[Backend], path: str, body: bytes, *, stream: bool
+        self,
+        candidates: Sequence[Backend],
+        path: str,
+        body: bytes,
+        *,
+        stream: bool,
+        model: str | None = None,
     ) -> UpstreamCall:
+        """The first candidate (in the given order) that answers, before any byte is sent.
+
+        ``model``, given for model calls, tells ``on_served`` what the backend now has
+        loaded (warm routing).
+        """
         if not candidates:
-            raise Forbidden("model not available")
+            raise Forbidden("model not available", reason="model_forbidden")
         attempts = 0
         missing = 0
-        tried_any = False
         for backend in candidates:
             breaker = self.breakers[backend.name]
             if not breaker.allow():
                 continue
-            tried_any = True
             attempts += 1
             started = time.perf_counter()
             try:
@@ -89,12 +133,16 @@ class Router:
                 raise
             breaker.record_success()
             self.observer.upstream_result(backend.name, "ok", time.perf_counter() - started)
+            if model is not None and self.on_served is not None:
+                self.on_served(backend, model)
             return call
-        if tried_any and missing == attempts:
-            raise Forbidden("model not available")
+        # 403 only when every host was asked and none has the model; a host skipped by
+        # its breaker may still have it, so that is a 502.
+        if missing == attempts == len(candidates):
+            raise Forbidden("model not available", reason="model_forbidden")
         retry = min((self.breakers[b.name].retry_after_s() for b in candidates), default=1.0)
         raise UpstreamUnavailable(
-            headers={"Retry-After": str(max(1, int(retry)))}, reason="upstream_unavailable"
+            headers={"Retry-After": str(max(1, math.ceil(retry)))}, reason="upstream_unavailable"
         )
 
     async def _attempt(
@@ -107,9 +155,7 @@ class Router:
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             backend.in_flight -= 1
-            raise _Retryable(
-                "connect" if isinstance(exc, aiohttp.ClientConnectionError) else "timeout"
-            ) from exc
+            raise _Retryable("timeout" if isinstance(exc, TimeoutError) else "connect") from exc
         except BaseException:
             backend.in_flight -= 1
             raise
@@ -121,8 +167,14 @@ class Router:
             if stream:
                 call.reader = LineReader(response.content, MAX_LINE_BYTES)
                 call.first_line = await call.reader.next_line()
+                problem = (
+                    "empty" if call.first_line is None else _first_line_problem(call.first_line)
+                )
             else:
                 call.body = await response.read()
+                problem = _body_problem(call.body)
+            if problem is not None:
+                raise _Retryable(problem)
             return call
         except (TimeoutError, aiohttp.ClientError, TruncatedStream, OSError) as exc:
             call.abort()

@@ -209,6 +209,18 @@ async def test_model_gone_everywhere_is_the_403_of_a_forbidden_model(
         await router.call([], "/api/chat", chat(False), stream=False)
 
 
+async def test_model_gone_from_the_hosts_asked_while_another_is_open_is_502(
+    trio: list[Backend], mocks: list[MockOllama]
+) -> None:
+    mocks[1].configure(models=["qwen2.5:0.5b"])
+    router, _ = router_for(trio)
+    for _ in range(2):
+        router.breakers["a"].record_failure()
+    with pytest.raises(UpstreamUnavailable):
+        await router.call(trio[:2], "/api/chat", chat(False), stream=False)
+    assert [model_calls(m) for m in mocks] == [0, 1, 0]
+
+
 async def test_successful_model_calls_are_reported_as_served(
     trio: list[Backend], mocks: list[MockOllama]
 ) -> None:
