@@ -154,7 +154,13 @@ async def build_state(settings: Settings, *, migrate: bool = True) -> GatewaySta
         )
         for spec in settings.effective_backends()
     ]
-    breakers = {b.name: CircuitBreaker() for b in backends}
+    breakers = {
+        b.name: CircuitBreaker(
+            failure_threshold=settings.breaker_failure_threshold,
+            cooldown_s=settings.breaker_cooldown_s,
+        )
+        for b in backends
+    }
     metrics = Metrics()
     discovery = Discovery(
         backends,

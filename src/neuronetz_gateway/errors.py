@@ -113,6 +113,7 @@ class UpstreamUnavailable(GatewayError):
     status = 502
     code = "upstream_unavailable"
     default_message = "no backend is available for this request"
+    attempts = 0  # how many backends were tried, for the audit row
 
 
 class ServiceUnavailable(GatewayError):

@@ -46,6 +46,15 @@ class BackendSpec(BaseModel):
         default=None, ge=1, le=1024, description="Concurrent requests this backend accepts."
     )
 
+    def __repr_args__(self) -> Any:
+        # Header values can be credentials too: never show them (nor the token).
+        yield "name", self.name
+        yield "url", str(self.url)
+        yield "token", "***" if self.token is not None else None
+        yield "headers", {k: "***" for k in self.headers}
+        yield "scheme", self.scheme
+        yield "parallel", self.parallel
+
     @field_validator("name")
     @classmethod
     def _name_shape(cls, value: str) -> str:
@@ -130,6 +139,12 @@ class Settings(BaseSettings):
     )
     ollama_default_parallel: int = Field(
         4, ge=1, le=1024, description="Default capacity of a backend (concurrent requests)."
+    )
+    breaker_failure_threshold: int = Field(
+        5, ge=1, le=1000, description="Consecutive failures that open a backend's breaker."
+    )
+    breaker_cooldown_s: float = Field(
+        10.0, gt=0, le=3600, description="Seconds an open breaker waits before a probe."
     )
     routing_policy: Literal["priority", "warm"] = Field(
         "priority", description="How a backend is chosen among those hosting the model."

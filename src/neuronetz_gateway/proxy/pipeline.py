@@ -122,6 +122,8 @@ class Pipeline:
             )
         except BaseException as exc:
             await self._settle(reservation, 0)
+            if isinstance(exc, UpstreamUnavailable):
+                ctx.attempts = exc.attempts
             if isinstance(exc, ClientGone):
                 ctx.error_class = "client_disconnected"
                 return Response(status_code=499)

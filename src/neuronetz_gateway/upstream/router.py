@@ -141,9 +141,11 @@ class Router:
         if missing == attempts == len(candidates):
             raise Forbidden("model not available", reason="model_forbidden")
         retry = min((self.breakers[b.name].retry_after_s() for b in candidates), default=1.0)
-        raise UpstreamUnavailable(
+        error = UpstreamUnavailable(
             headers={"Retry-After": str(max(1, math.ceil(retry)))}, reason="upstream_unavailable"
         )
+        error.attempts = attempts
+        raise error
 
     async def _attempt(
         self, backend: Backend, path: str, body: bytes, *, stream: bool, attempts: int
