@@ -15,7 +15,8 @@ app = typer.Typer()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Limit = Annotated[int | None, typer.Option(min=0, show_default=False)]
 LimitText = Annotated[
-    str | None, typer.Option(help="A number, or 'none' for unlimited.", show_default=False)
+    str | None,
+    typer.Option(help="A number, or 'none' to use the DEFAULT_* setting.", show_default=False),
 ]
 
 
