@@ -18,6 +18,7 @@ from starlette.responses import Response
 from neuronetz_gateway import __version__
 from neuronetz_gateway.api import health, native, openai, playground
 from neuronetz_gateway.api.edge import Edge
+from neuronetz_gateway.api.openapi import security_schemes
 from neuronetz_gateway.audit.retention import RetentionTask
 from neuronetz_gateway.audit.usage import SqlUsage
 from neuronetz_gateway.audit.writer import AuditWriter
@@ -50,6 +51,8 @@ from neuronetz_gateway.upstream.backends import Backend, UpstreamTimeouts
 from neuronetz_gateway.upstream.breaker import CircuitBreaker
 from neuronetz_gateway.upstream.discovery import Discovery
 from neuronetz_gateway.upstream.router import Router
+from neuronetz_gateway.upstream.scheduler import MemoryScheduler, Scheduler
+from neuronetz_gateway.upstream.scheduler_redis import RedisScheduler
 
 
 @dataclass
@@ -66,6 +69,7 @@ class GatewayState:
     breakers: dict[str, CircuitBreaker]
     discovery: Discovery
     router: Router
+    scheduler: Scheduler
     pipeline: Pipeline
     audit: AuditWriter
     retention: RetentionTask
@@ -102,6 +106,10 @@ class GatewayState:
                 self.metrics.breaker_states.labels(name, state).set(1 if state == current else 0)
         for backend in self.backends:
             self.metrics.backend_in_flight.labels(backend.name).set(backend.in_flight)
+            self.metrics.backend_slots_in_use.labels(backend.name).set(
+                self.scheduler.in_use(backend.name)
+            )
+            self.metrics.backend_capacity.labels(backend.name).set(backend.capacity)
 
 
 async def build_state(settings: Settings, *, migrate: bool = True) -> GatewayState:
@@ -168,7 +176,10 @@ async def build_state(settings: Settings, *, migrate: bool = True) -> GatewaySta
         ttl_s=settings.model_discovery_cache_ttl_s,
         routing_policy=settings.routing_policy,
     )
-    router = Router(breakers, observer=metrics, on_served=discovery.note_served)
+    scheduler = build_scheduler(settings, backends, metrics)
+    router = Router(
+        breakers, observer=metrics, on_served=discovery.note_served, scheduler=scheduler
+    )
     return GatewayState(
         settings=settings,
         engine=engine,
@@ -180,6 +191,7 @@ async def build_state(settings: Settings, *, migrate: bool = True) -> GatewaySta
         breakers=breakers,
         discovery=discovery,
         router=router,
+        scheduler=scheduler,
         pipeline=Pipeline(limits=limits, discovery=discovery, router=router),
         audit=AuditWriter(sessions, capacity=settings.audit_buffer_size),
         retention=RetentionTask(
@@ -191,6 +203,27 @@ async def build_state(settings: Settings, *, migrate: bool = True) -> GatewaySta
             keep_alive_min_s=settings.keep_alive_min_s,
             keep_alive_max_s=settings.keep_alive_max_s,
         ),
+    )
+
+
+def build_scheduler(settings: Settings, backends: list[Backend], metrics: Metrics) -> Scheduler:
+    """Backend capacity and tenant queues: in Redis when scaled out, else in-process."""
+    if settings.redis_url:
+        return RedisScheduler(
+            settings.redis_url,
+            backends,
+            default_timeout_s=settings.queue_wait_timeout_s,
+            max_depth_per_tenant=settings.queue_max_depth_per_tenant,
+            policy=settings.scheduling_policy,
+            observer=metrics,
+            timeout_s=settings.redis_timeout_s,
+        )
+    return MemoryScheduler(
+        backends,
+        default_timeout_s=settings.queue_wait_timeout_s,
+        max_depth_per_tenant=settings.queue_max_depth_per_tenant,
+        policy=settings.scheduling_policy,
+        observer=metrics,
     )
 
 
@@ -250,6 +283,7 @@ def create_app(settings: Settings, *, state: GatewayState | None = None) -> Fast
             await asyncio.gather(*(gw.limits.ping() for _ in range(8)), return_exceptions=True)
         await gw.discovery.refresh()
         gw.discovery.start()
+        await gw.scheduler.start()
         gw.watcher.start()
         gw.audit.start()
         gw.retention.start()
@@ -260,6 +294,7 @@ def create_app(settings: Settings, *, state: GatewayState | None = None) -> Fast
             await gw.watcher.stop()
             await gw.retention.stop()
             await gw.audit.stop()
+            await gw.scheduler.aclose()
             for backend in gw.backends:
                 await backend.close()
             await gw.limits.aclose()
@@ -284,7 +319,21 @@ def create_app(settings: Settings, *, state: GatewayState | None = None) -> Fast
     app.add_exception_handler(StarletteHTTPException, _render_http_error)
     app.add_exception_handler(RequestValidationError, _render_validation_error)
     app.add_middleware(Edge)
+    _describe_security(app)
     return app
+
+
+def _describe_security(app: FastAPI) -> None:
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default()
+            schema.setdefault("components", {})["securitySchemes"] = security_schemes()
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_env() -> FastAPI:

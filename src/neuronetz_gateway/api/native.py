@@ -11,6 +11,14 @@ from starlette.responses import Response
 
 from neuronetz_gateway import __version__
 from neuronetz_gateway.api.dependencies import authenticate, gateway, read_body
+from neuronetz_gateway.api.openapi import (
+    CHAT,
+    EMBED,
+    EMBEDDINGS,
+    GENERATE,
+    SHOW,
+    native_route,
+)
 from neuronetz_gateway.errors import BadRequest
 from neuronetz_gateway.proxy.adapters import NATIVE
 from neuronetz_gateway.proxy.native import (
@@ -37,27 +45,37 @@ async def _proxy(request: Request, prepare: Preparer) -> Response:
     return await state.pipeline.run(request, ctx, call, NATIVE)
 
 
-@router.post("/api/chat", summary="Chat with a model (NDJSON stream unless stream=false)")
+@router.post(
+    "/api/chat",
+    summary="Chat with a model (NDJSON stream unless stream=false)",
+    **native_route(CHAT, streams=True),
+)
 async def chat(request: Request) -> Response:
     return await _proxy(request, prepare_chat)
 
 
-@router.post("/api/generate", summary="Complete a prompt (NDJSON stream unless stream=false)")
+@router.post(
+    "/api/generate",
+    summary="Complete a prompt (NDJSON stream unless stream=false)",
+    **native_route(GENERATE, streams=True),
+)
 async def generate(request: Request) -> Response:
     return await _proxy(request, prepare_generate)
 
 
-@router.post("/api/embed", summary="Embed one or more inputs")
+@router.post("/api/embed", summary="Embed one or more inputs", **native_route(EMBED))
 async def embed(request: Request) -> Response:
     return await _proxy(request, prepare_embed)
 
 
-@router.post("/api/embeddings", summary="Embed one prompt (legacy endpoint)")
+@router.post(
+    "/api/embeddings", summary="Embed one prompt (legacy endpoint)", **native_route(EMBEDDINGS)
+)
 async def embeddings(request: Request) -> Response:
     return await _proxy(request, prepare_embeddings)
 
 
-@router.get("/api/tags", summary="The models this key may use")
+@router.get("/api/tags", summary="The models this key may use", **native_route(None))
 async def tags(request: Request) -> Response:
     state = gateway(request)
     ctx = await authenticate(request)
@@ -66,7 +84,11 @@ async def tags(request: Request) -> Response:
     return json_response(orjson.dumps({"models": models}), 200, {})
 
 
-@router.post("/api/show", summary="Model details, without system prompt, template or paths")
+@router.post(
+    "/api/show",
+    summary="Model details, without system prompt, template or paths",
+    **native_route(SHOW),
+)
 async def show(request: Request) -> Response:
     state = gateway(request)
     ctx = await authenticate(request)

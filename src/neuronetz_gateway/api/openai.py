@@ -13,6 +13,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from neuronetz_gateway.api.dependencies import authenticate, gateway, read_body
+from neuronetz_gateway.api.openapi import (
+    OPENAI_CHAT,
+    OPENAI_COMPLETION,
+    OPENAI_EMBEDDINGS,
+    openai_route,
+)
 from neuronetz_gateway.errors import Forbidden
 from neuronetz_gateway.proxy.native import ModelCall, estimate_text_tokens, model_name_key
 from neuronetz_gateway.proxy.openai_adapters import (
@@ -36,7 +42,11 @@ def _prompt_tokens(value: Any) -> int:
     return estimate_text_tokens(orjson.dumps(value).decode())
 
 
-@router.post("/v1/chat/completions", summary="Chat completion (SSE when stream=true)")
+@router.post(
+    "/v1/chat/completions",
+    summary="Chat completion (SSE when stream=true)",
+    **openai_route(OPENAI_CHAT, streams=True),
+)
 async def chat_completions(request: Request) -> Response:
     state = gateway(request)
     ctx = await authenticate(request)
@@ -55,7 +65,11 @@ async def chat_completions(request: Request) -> Response:
     return await state.pipeline.run(request, ctx, call, adapter)
 
 
-@router.post("/v1/completions", summary="Text completion (SSE when stream=true)")
+@router.post(
+    "/v1/completions",
+    summary="Text completion (SSE when stream=true)",
+    **openai_route(OPENAI_COMPLETION, streams=True),
+)
 async def completions(request: Request) -> Response:
     state = gateway(request)
     ctx = await authenticate(request)
@@ -75,7 +89,9 @@ async def completions(request: Request) -> Response:
     return await state.pipeline.run(request, ctx, call, adapter)
 
 
-@router.post("/v1/embeddings", summary="Embeddings (float or base64)")
+@router.post(
+    "/v1/embeddings", summary="Embeddings (float or base64)", **openai_route(OPENAI_EMBEDDINGS)
+)
 async def embeddings(request: Request) -> Response:
     state = gateway(request)
     ctx = await authenticate(request)
@@ -94,7 +110,7 @@ async def embeddings(request: Request) -> Response:
     return await state.pipeline.run(request, ctx, call, EmbeddingsAdapter(model, encoding))
 
 
-@router.get("/v1/models", summary="The models this key may use")
+@router.get("/v1/models", summary="The models this key may use", **openai_route(None))
 async def list_models(request: Request) -> Response:
     state = gateway(request)
     ctx = await authenticate(request)
@@ -104,7 +120,7 @@ async def list_models(request: Request) -> Response:
     )
 
 
-@router.get("/v1/models/{model}", summary="One model, if this key may use it")
+@router.get("/v1/models/{model}", summary="One model, if this key may use it", **openai_route(None))
 async def retrieve_model(request: Request, model: str) -> Response:
     state = gateway(request)
     ctx = await authenticate(request)
