@@ -205,6 +205,19 @@ class Settings(BaseSettings):
     queue_wait_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="How long a request may wait for a backend slot."
     )
+    queue_max_depth_per_tenant: int = Field(
+        100,
+        ge=0,
+        le=100_000,
+        description="Requests a tenant may have waiting for a backend slot; more get 429.",
+    )
+    scheduling_policy: Literal["fair", "fifo"] = Field(
+        "fair",
+        description=(
+            "Order in which waiting requests get backend slots: `fair` (weighted round "
+            "robin over tenants) or `fifo` (arrival order, as Ollama itself queues)."
+        ),
+    )
 
     # --- security ------------------------------------------------------------------------
     argon2_time_cost: int = Field(3, ge=1, le=100, description="Argon2id iterations.")

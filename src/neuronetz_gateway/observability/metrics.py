@@ -10,6 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from neuronetz_gateway.upstream.router import UpstreamObserver
+from neuronetz_gateway.upstream.scheduler import SchedulerObserver, WaitOutcome
 
 LATENCY_BUCKETS = (
     0.001,
@@ -31,7 +32,7 @@ LATENCY_BUCKETS = (
 )
 
 
-class Metrics(UpstreamObserver):
+class Metrics(UpstreamObserver, SchedulerObserver):
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -98,11 +99,38 @@ class Metrics(UpstreamObserver):
         self.backend_in_flight = Gauge(
             "nz_backend_in_flight", "Requests in flight per backend", ["backend"], registry=r
         )
+        # Scheduling (upstream.scheduler). In scale-out mode each gateway reports its own
+        # share; sum over instances for the global picture.
+        self.backend_slots_in_use = Gauge(
+            "nz_backend_slots_in_use",
+            "Backend slots held through this gateway",
+            ["backend"],
+            registry=r,
+        )
+        self.backend_capacity = Gauge(
+            "nz_backend_capacity", "Concurrent requests a backend accepts", ["backend"], registry=r
+        )
+        self.queue_depth_gauge = Gauge(
+            "nz_queue_depth", "Requests waiting for a backend slot", ["tenant"], registry=r
+        )
+        self.queue_wait_seconds = Histogram(
+            "nz_queue_wait_seconds",
+            "Time spent waiting for a backend slot, by how the wait ended",
+            ["tenant", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def upstream_result(self, backend: str, outcome: str, seconds: float) -> None:
         self.upstream_latency.labels(backend, "ok" if outcome == "ok" else "error").observe(seconds)
         if outcome != "ok":
             self.upstream_errors.labels(backend, outcome).inc()
+
+    def queue_depth(self, tenant: str, depth: int) -> None:
+        self.queue_depth_gauge.labels(tenant).set(depth)
+
+    def queue_wait(self, tenant: str, seconds: float, outcome: WaitOutcome) -> None:
+        self.queue_wait_seconds.labels(tenant, outcome).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -34,6 +34,7 @@ from neuronetz_gateway.proxy.streaming import TruncatedStream
 from neuronetz_gateway.upstream.backends import Backend
 from neuronetz_gateway.upstream.discovery import Discovery
 from neuronetz_gateway.upstream.router import Router, UpstreamCall
+from neuronetz_gateway.upstream.scheduler import SlotRequest
 
 log = structlog.get_logger("neuronetz.pipeline")
 
@@ -112,12 +113,21 @@ class Pipeline:
         prompt_estimate = max(
             0, call.reserve_tokens - int(call.payload.get("options", {}).get("num_predict", 0))
         )
+        # Backend capacity: the call may wait in the tenant's queue (upstream.scheduler).
+        slot_request = SlotRequest(
+            principal.tenant_id, principal.tenant_name, principal.weight, principal.queue_timeout_s
+        )
         try:
             body = orjson.dumps(call.payload)
             upstream = await unless_disconnected(
                 request.receive,
                 self.router.call(
-                    backends, call.upstream_path, body, stream=call.stream, model=call.model
+                    backends,
+                    call.upstream_path,
+                    body,
+                    stream=call.stream,
+                    model=call.model,
+                    slot_request=slot_request,
                 ),
             )
         except BaseException as exc:

@@ -9,6 +9,12 @@ stream and a failure ends it (no second backend can continue a half-sent answer)
 Each backend's circuit breaker is consulted before an attempt and told its outcome. When
 no candidate could be tried or every attempt failed, ``UpstreamUnavailable`` (502) with
 ``Retry-After``; when every backend answered 404, the same 403 as a forbidden model.
+
+With a ``scheduler`` and a ``SlotRequest`` (model calls), each attempt first takes a slot
+of its backend's capacity: on the first candidate, in order, with a free slot, else after
+a wait in the tenant's queue (``upstream.scheduler``). The slot is held until the call's
+``release``/``abort``, and a failed attempt frees it before the next one. A wait that
+times out while every candidate's breaker is open or half-open is a 503, not a 429.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ import aiohttp
 import orjson
 import structlog
 
-from neuronetz_gateway.errors import BadRequest, Forbidden, UpstreamUnavailable
+from neuronetz_gateway.errors import BadRequest, Forbidden, ServiceUnavailable, UpstreamUnavailable
 from neuronetz_gateway.proxy.streaming import LineReader, TruncatedStream
 from neuronetz_gateway.upstream.backends import Backend
 from neuronetz_gateway.upstream.breaker import CircuitBreaker
+from neuronetz_gateway.upstream.scheduler import QueueTimeout, Scheduler, Slot, SlotRequest
 
 log = structlog.get_logger("neuronetz.upstream")
 
@@ -43,14 +50,19 @@ class UpstreamCall:
     reader: LineReader | None = None
     first_line: bytes | None = None
     started: float = field(default_factory=time.perf_counter)
+    slot: Slot | None = None
 
     def release(self) -> None:
         self.response.release()
         self.backend.in_flight -= 1
+        if self.slot is not None:
+            self.slot.release()
 
     def abort(self) -> None:
         self.response.close()
         self.backend.in_flight -= 1
+        if self.slot is not None:
+            self.slot.release()
 
 
 class _Retryable(Exception):
@@ -86,10 +98,12 @@ class Router:
         *,
         observer: UpstreamObserver,
         on_served: Callable[[Backend, str], None] | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.breakers = breakers
         self.observer = observer
         self.on_served = on_served
+        self.scheduler = scheduler
 
     async def call(
         self,
@@ -99,24 +113,39 @@ class Router:
         *,
         stream: bool,
         model: str | None = None,
+        slot_request: SlotRequest | None = None,
     ) -> UpstreamCall:
         """The first candidate (in the given order) that answers, before any byte is sent.
 
         ``model``, given for model calls, tells ``on_served`` what the backend now has
-        loaded (warm routing).
+        loaded (warm routing). ``slot_request`` puts the call under the scheduler.
         """
         if not candidates:
             raise Forbidden("model not available", reason="model_forbidden")
         attempts = 0
         missing = 0
-        for backend in candidates:
+        pending = list(candidates)
+        while pending:
+            slot: Slot | None = None
+            if self.scheduler is None or slot_request is None:
+                backend = pending.pop(0)
+            else:
+                slot = await self._slot(self.scheduler, pending, slot_request)
+                if slot is None:
+                    break
+                backend = slot.backend
+                pending.remove(backend)
             breaker = self.breakers[backend.name]
             if not breaker.allow():
+                if slot is not None:
+                    slot.release()
                 continue
             attempts += 1
             started = time.perf_counter()
             try:
-                call = await self._attempt(backend, path, body, stream=stream, attempts=attempts)
+                call = await self._attempt(
+                    backend, path, body, stream=stream, attempts=attempts, slot=slot
+                )
             except _Retryable as exc:
                 self.observer.upstream_result(
                     backend.name, exc.reason, time.perf_counter() - started
@@ -147,8 +176,33 @@ class Router:
         error.attempts = attempts
         raise error
 
+    async def _slot(
+        self, scheduler: Scheduler, pending: Sequence[Backend], request: SlotRequest
+    ) -> Slot | None:
+        """A slot on a pending backend whose breaker is not open (None: there is none)."""
+        usable = [b for b in pending if self.breakers[b.name].state != "open"]
+        if not usable:
+            return None
+        try:
+            return await scheduler.acquire(usable, request)
+        except QueueTimeout as exc:
+            if all(self.breakers[b.name].state != "closed" for b in usable):
+                raise ServiceUnavailable(
+                    "no backend is available for this request",
+                    headers=exc.headers,
+                    reason="queue_timeout_backend_down",
+                ) from None
+            raise
+
     async def _attempt(
-        self, backend: Backend, path: str, body: bytes, *, stream: bool, attempts: int
+        self,
+        backend: Backend,
+        path: str,
+        body: bytes,
+        *,
+        stream: bool,
+        attempts: int,
+        slot: Slot | None = None,
     ) -> UpstreamCall:
         backend.in_flight += 1
         try:
@@ -157,11 +211,15 @@ class Router:
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             backend.in_flight -= 1
+            if slot is not None:
+                slot.release()
             raise _Retryable("timeout" if isinstance(exc, TimeoutError) else "connect") from exc
         except BaseException:
             backend.in_flight -= 1
+            if slot is not None:
+                slot.release()
             raise
-        call = UpstreamCall(backend=backend, response=response, attempts=attempts)
+        call = UpstreamCall(backend=backend, response=response, attempts=attempts, slot=slot)
         try:
             status = response.status
             if status != 200:
