@@ -113,7 +113,8 @@ def test_one_tenant_exhausting_its_budget_leaves_another_untouched(
 def test_slots_return_to_zero_after_a_storm_of_failures(mode_gateway: RunningGateway) -> None:
     gw = mode_gateway
     assert gw.mock is not None
-    gw.admin.tenant("acme", concurrent=3)
+    budget = 10_000_000
+    gw.admin.tenant("acme", concurrent=3, daily_budget=budget)
     key = gw.admin.key("acme")
     auth = {"Authorization": f"Bearer {key}"}
     parts = urlsplit(gw.url)
@@ -156,6 +157,16 @@ def test_slots_return_to_zero_after_a_storm_of_failures(mode_gateway: RunningGat
     assert statuses == [200, 200, 200], outcomes
     assert "ok:429" not in outcomes and "busy:429" not in outcomes
     assert gw.state.backends[0].in_flight == 0
+    # The counters agree with the durable usage: what SQL recorded is what is spent.
+    gw.wait_audit_flushed()
+    spent = gw.admin.query(
+        lambda s: s.scalar(select(func.sum(RequestRecord.tokens_in + RequestRecord.tokens_out)))
+    )
+    probe = httpx.post(
+        gw.url + "/api/chat", json={**CHAT, "options": {"num_predict": 1}}, headers=auth
+    )
+    reserved = 8 + 1 + 1  # message overhead + "hi" (1 token estimated) + num_predict
+    assert int(probe.headers["x-budget-tokens-remaining"]) == budget - spent - reserved
 
 
 def test_redis_down_fails_closed_and_recovers(
