@@ -5,7 +5,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& echo $$p && break; done)
+# Python code the gates check (bench/ joins when present).
+CODE := src tests $(wildcard bench)
 
 .PHONY: setup system-deps demo test format format-check lint typecheck pytest docs bench clean
 
@@ -26,14 +29,14 @@ demo: setup
 	$(BIN)/neuronetz-gateway demo
 
 format:
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format $(CODE)
+	$(BIN)/ruff check --fix $(CODE)
 
 format-check: setup
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff format --check $(CODE)
 
 lint: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check $(CODE)
 
 typecheck: setup
 	$(BIN)/mypy src
