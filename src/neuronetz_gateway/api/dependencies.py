@@ -21,9 +21,10 @@ def gateway(request: Request) -> GatewayState:
 async def authenticate(request: Request) -> RequestContext:
     ctx = context_of(request.scope["state"])
     state = gateway(request)
-    ctx.principal = await state.auth.authenticate(
-        request.headers.get("authorization"), ctx.client_ip
-    )
+    values = request.headers.getlist("authorization")
+    # Two Authorization headers are ambiguous (proxies disagree on which one counts): refuse.
+    header = values[0] if len(values) == 1 else None
+    ctx.principal = await state.auth.authenticate(header, ctx.client_ip)
     return ctx
 
 

@@ -9,12 +9,15 @@ the audit row.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from neuronetz_gateway.api.paths import OPS_ROUTES, classify
@@ -36,6 +39,14 @@ def _surface(raw_path: str) -> Surface:
     if raw_path.startswith("/api/"):
         return "native"
     return "ops"
+
+
+_KEYLIKE = re.compile(r"nz_[0-9A-Za-z]{9,}")
+
+
+def recorded_path(raw_path: str) -> str:
+    """A refused request's path as audited: decoded, anything key-like blanked, capped."""
+    return _KEYLIKE.sub("nz_…", unquote(raw_path, errors="replace"))[:128]
 
 
 def _route_label(raw_path: str, kind: str) -> str:
@@ -81,7 +92,7 @@ class Edge:
             client_ip=client_ip(peer, forwarded, state.settings.gateway_trusted_proxies),
             surface=surface,
             method=scope["method"],
-            path=raw_path[:128],
+            path=recorded_path(raw_path),
         )
         scope.setdefault("state", {})["nz"] = ctx
         status = 0
@@ -114,6 +125,8 @@ class Edge:
                 await error_response(surface, refusal, request_id)(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            ctx.error_class = "client_disconnected"  # left while sending its body
         except Exception as exc:
             ctx.error_class = type(exc).__name__
             log.error(
@@ -188,7 +201,7 @@ class Edge:
                 client_ip=ctx.client_ip[:64],
                 surface=ctx.surface,
                 method=ctx.method[:8],
-                path=(route if kind == "route" else raw_path)[:128],
+                path=(route if kind == "route" else recorded_path(raw_path))[:128],
                 model=(ctx.model or None) and ctx.model[:256],
                 backend=ctx.backend,
                 status=status,

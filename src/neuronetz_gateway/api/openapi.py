@@ -155,6 +155,7 @@ _STATUS_TEXT = {
     400: "Invalid request",
     401: "Missing or invalid API key",
     403: "Blocked endpoint, or a model outside the key's set",
+    404: "Unknown path (e.g. a model id with characters outside A-Z a-z 0-9 . _ : -)",
     405: "Wrong method",
     413: "Body over MAX_REQUEST_BODY_BYTES",
     415: "Compressed body",

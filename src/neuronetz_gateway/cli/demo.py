@@ -19,6 +19,7 @@ import typer
 from neuronetz_gateway.cli.context import console, hasher_for
 from neuronetz_gateway.db.engine import create_engine, session_factory
 from neuronetz_gateway.db.migrate import upgrade
+from neuronetz_gateway.server import uvicorn_config
 from neuronetz_gateway.settings import Settings, load_settings
 from neuronetz_gateway.tenancy import service
 
@@ -130,17 +131,7 @@ def demo(
             gateway_log_level="WARNING",
         )
         key = asyncio.run(_provision(settings))
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings),
-                host=host,
-                port=port,
-                http="httptools",
-                log_level="warning",
-                access_log=False,
-                server_header=False,
-            )
-        )
+        server = uvicorn.Server(uvicorn_config(create_app(settings), host=host, port=port))
 
         async def serve() -> None:
             task = asyncio.create_task(server.serve())

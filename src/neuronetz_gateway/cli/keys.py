@@ -15,7 +15,7 @@ from neuronetz_gateway.cli.context import (
     with_session,
 )
 from neuronetz_gateway.tenancy import service
-from neuronetz_gateway.tenancy.values import LIMIT_FIELDS, parse_duration, parse_limit
+from neuronetz_gateway.tenancy.values import parse_duration, parse_limit_changes
 
 app = typer.Typer()
 
@@ -88,14 +88,7 @@ def update_key(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a key's overrides or expiry; running gateways pick it up within ~1 s."""
-    given = dict(
-        zip(
-            LIMIT_FIELDS,
-            (rpm, tpm, concurrent, daily_budget, monthly_budget, total_budget),
-            strict=True,
-        )
-    )
-    limits = {f: parse_limit(f.replace("_", "-"), v) for f, v in given.items() if v is not None}
+    limits = parse_limit_changes(rpm, tpm, concurrent, daily_budget, monthly_budget, total_budget)
     lifetime = parse_duration(expires_in) if expires_in else None
     view = with_session(
         lambda s, _: service.update_key(

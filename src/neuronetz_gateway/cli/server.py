@@ -9,6 +9,7 @@ import typer
 
 from neuronetz_gateway.cli.context import console, settings
 from neuronetz_gateway.db.migrate import upgrade
+from neuronetz_gateway.server import run, uvicorn_config
 
 app = typer.Typer()
 
@@ -16,8 +17,6 @@ app = typer.Typer()
 @app.command("serve")
 def serve() -> None:
     """Apply migrations, then serve on GATEWAY_BIND_HOST:GATEWAY_BIND_PORT."""
-    import uvicorn
-
     s = settings()
     asyncio.run(upgrade(s.database_url))
     console.print(
@@ -25,21 +24,15 @@ def serve() -> None:
         f"({'scale-out' if s.scale_out else 'embedded'} mode, {s.gateway_workers} worker(s))",
         markup=False,
     )
-    uvicorn.run(
-        "neuronetz_gateway.app:app_from_env",
-        factory=True,
-        host=s.gateway_bind_host,
-        port=s.gateway_bind_port,
-        workers=s.gateway_workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        log_level="warning",
-        timeout_keep_alive=15,
-        timeout_graceful_shutdown=10,
+    run(
+        uvicorn_config(
+            "neuronetz_gateway.app:app_from_env",
+            host=s.gateway_bind_host,
+            port=s.gateway_bind_port,
+            workers=s.gateway_workers,
+            factory=True,
+            loop="uvloop",
+        )
     )
 
 

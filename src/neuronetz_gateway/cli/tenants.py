@@ -8,7 +8,7 @@ import typer
 
 from neuronetz_gateway.cli.context import console, print_json, print_table, with_session
 from neuronetz_gateway.tenancy import service
-from neuronetz_gateway.tenancy.values import LIMIT_FIELDS, parse_limit
+from neuronetz_gateway.tenancy.values import parse_limit_changes
 
 app = typer.Typer()
 
@@ -88,14 +88,7 @@ def update_tenant(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a tenant's limits, budgets or models; running gateways pick it up within ~1 s."""
-    given = dict(
-        zip(
-            LIMIT_FIELDS,
-            (rpm, tpm, concurrent, daily_budget, monthly_budget, total_budget),
-            strict=True,
-        )
-    )
-    limits = {f: parse_limit(f.replace("_", "-"), v) for f, v in given.items() if v is not None}
+    limits = parse_limit_changes(rpm, tpm, concurrent, daily_budget, monthly_budget, total_budget)
     view = with_session(
         lambda s, _: service.update_tenant(
             s,

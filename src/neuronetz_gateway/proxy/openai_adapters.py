@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import orjson
@@ -21,18 +22,23 @@ def _completion_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(12)}"
 
 
-class ChatAdapter:
+class _SseAdapter:
+    """Whole responses and SSE streams for one completion, through a stream translator."""
+
     media_type = "text/event-stream"
+    prefix: str
+    translator: type[ChatStreamTranslator] | type[CompletionStreamTranslator]
+    to_whole: Callable[..., Mapping[str, Any]]
 
     def __init__(self, model: str, include_usage: bool) -> None:
         self.model = model
-        self.id = _completion_id("chatcmpl")
+        self.id = _completion_id(self.prefix)
         self.created = int(time.time())
-        self._stream = ChatStreamTranslator(model, self.id, self.created, include_usage)
+        self._stream = self.translator(model, self.id, self.created, include_usage)
 
     def whole(self, native: dict[str, Any], raw: bytes) -> bytes:
         return orjson.dumps(
-            chat_response_from_native(
+            type(self).to_whole(
                 native, model=self.model, completion_id=self.id, created=self.created
             )
         )
@@ -47,30 +53,16 @@ class ChatAdapter:
         return self._stream.error_frame(message)
 
 
-class CompletionAdapter:
-    media_type = "text/event-stream"
+class ChatAdapter(_SseAdapter):
+    prefix = "chatcmpl"
+    translator = ChatStreamTranslator
+    to_whole = chat_response_from_native
 
-    def __init__(self, model: str, include_usage: bool) -> None:
-        self.model = model
-        self.id = _completion_id("cmpl")
-        self.created = int(time.time())
-        self._stream = CompletionStreamTranslator(model, self.id, self.created, include_usage)
 
-    def whole(self, native: dict[str, Any], raw: bytes) -> bytes:
-        return orjson.dumps(
-            completion_response_from_native(
-                native, model=self.model, completion_id=self.id, created=self.created
-            )
-        )
-
-    def feed(self, native: dict[str, Any], raw_line: bytes) -> list[bytes]:
-        return self._stream.feed(native)
-
-    def finish(self) -> list[bytes]:
-        return self._stream.finish()
-
-    def error_frame(self, message: str) -> bytes:
-        return self._stream.error_frame(message)
+class CompletionAdapter(_SseAdapter):
+    prefix = "cmpl"
+    translator = CompletionStreamTranslator
+    to_whole = completion_response_from_native
 
 
 class EmbeddingsAdapter:

@@ -46,6 +46,15 @@ def parse_limit(field: str, text: str) -> int | None:
         raise InvalidValue(f"{field} must be a whole number or 'none' (got {text!r})") from None
 
 
+def parse_limit_changes(*values: str | None) -> dict[str, int | None]:
+    """Operator-given limit options in ``LIMIT_FIELDS`` order, parsed; unset ones left out."""
+    return {
+        name: parse_limit(name.replace("_", "-"), text)
+        for name, text in zip(LIMIT_FIELDS, values, strict=True)
+        if text is not None
+    }
+
+
 def parse_duration(text: str) -> timedelta:
     """``"90d"``, ``"12h"``, ``"30m"``, ``"2w"``, ``"45s"`` → a positive timedelta."""
     match = _DURATION.match(text.strip().lower())
