@@ -193,7 +193,7 @@ async def build_state(settings: Settings, *, migrate: bool = True) -> GatewaySta
         router=router,
         scheduler=scheduler,
         pipeline=Pipeline(limits=limits, discovery=discovery, router=router),
-        audit=AuditWriter(sessions, capacity=settings.audit_buffer_size),
+        audit=AuditWriter(engine, capacity=settings.audit_buffer_size),
         retention=RetentionTask(
             sessions, audit_retention_days=settings.audit_log_default_retention_days
         ),

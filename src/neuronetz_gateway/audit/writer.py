@@ -17,13 +17,16 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import insert
+from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from neuronetz_gateway.db.engine import SessionFactory
 from neuronetz_gateway.db.models import PromptLog, RequestRecord
 
 log = structlog.get_logger("neuronetz.audit")
+
+_REQUESTS: Table = RequestRecord.__table__  # type: ignore[assignment]
+_PROMPTS: Table = PromptLog.__table__  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -62,22 +65,23 @@ class AuditRow:
     prompt: PromptRow | None = field(default=None)
 
     def record(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("prompt")
-        return data
+        return {name: getattr(self, name) for name in _RECORD_FIELDS}
+
+
+_RECORD_FIELDS = tuple(f for f in AuditRow.__dataclass_fields__ if f != "prompt")
 
 
 class AuditWriter:
     def __init__(
         self,
-        sessions: SessionFactory,
+        engine: AsyncEngine,
         *,
         capacity: int,
         batch_size: int = 500,
-        idle_flush_s: float = 0.05,
+        idle_flush_s: float = 0.1,
         shutdown_grace_s: float = 10.0,
     ) -> None:
-        self._sessions = sessions
+        self._engine = engine
         self.capacity = capacity
         self._batch = batch_size
         self._idle = idle_flush_s
@@ -141,16 +145,16 @@ class AuditWriter:
         self.written += len(batch)
 
     async def _write(self, batch: list[AuditRow]) -> None:
-        async with self._sessions() as session:
-            await session.execute(insert(RequestRecord), [r.record() for r in batch])
+        # Core inserts on one connection: the ORM unit of work costs ~2.5x the CPU per row.
+        async with self._engine.begin() as conn:
+            await conn.execute(_REQUESTS.insert(), [r.record() for r in batch])
             prompts = [
                 {"request_id": r.request_id, **asdict(r.prompt)}
                 for r in batch
                 if r.prompt is not None
             ]
             if prompts:
-                await session.execute(insert(PromptLog), prompts)
-            await session.commit()
+                await conn.execute(_PROMPTS.insert(), prompts)
 
     async def stop(self) -> None:
         if self._task is not None:

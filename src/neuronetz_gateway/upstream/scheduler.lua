@@ -12,6 +12,7 @@
 --   q:<tenant>        list   the tenant's queued tickets, oldest first
 --   slots:<backend>   zset   ticket -> lease expiry (ms): the backend's slots in use
 --   alive             zset   instance -> lease expiry (ms)
+--   released          zset   ticket -> expiry (ms): slots released within the last lease
 --   grant:<instance>  channel  "<ticket> <backend>" when a queued ticket is given a slot
 --
 -- A ticket leaves the queue when it is granted, when its gateway calls 'leave', when its
@@ -23,6 +24,7 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local STATE, TAGS, FINISH = KEYS[1], prefix .. 'tags', prefix .. 'finish'
 local TICKETS, ALIVE = prefix .. 'tickets', prefix .. 'alive'
+local RELEASED = prefix .. 'released'
 local PAGE = 16
 local VIRTUAL_GRANT = 1000000 -- as in scheduler.py
 
@@ -176,6 +178,10 @@ if op == 'acquire' then
 elseif op == 'release' then
   -- ticket, backend, capacity
   local removed = redis.call('ZREM', slots_key(ARGV[7]), ARGV[6])
+  -- Remembered for a lease, so that a heartbeat sent before this release cannot put
+  -- the slot back (see 'tick').
+  redis.call('ZADD', RELEASED, now + lease_ms, ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', RELEASED, '-inf', now)
   dispatch(ARGV[7], tonumber(ARGV[8]))
   return removed
 elseif op == 'leave' then
@@ -192,7 +198,8 @@ elseif op == 'leave' then
   return raw and 1 or 0
 elseif op == 'tick' then
   -- n_held, n_held x (ticket, backend), n_backends, n_backends x (backend, capacity),
-  -- n_waiting, n_waiting x ticket. Returns {lost held tickets, status per waiting ticket}
+  -- n_waiting, n_waiting x ticket. Returns {held tickets found missing, status per waiting
+  -- ticket}
   -- where a status is 'q' (queued), a backend name (granted) or 'x' (gone).
   redis.call('ZADD', ALIVE, now + lease_ms, instance)
   redis.call('ZREMRANGEBYSCORE', ALIVE, '-inf', now - 86400000)
@@ -207,7 +214,10 @@ elseif op == 'tick' then
     local ticket, key = ARGV[at + 1], slots_key(ARGV[at + 2])
     if redis.call('ZSCORE', key, ticket) then
       redis.call('ZADD', key, now + lease_ms, ticket)
-    else
+    elseif not redis.call('ZSCORE', RELEASED, ticket) then
+      -- Missing (Redis lost it, or its lease lapsed) but still in use on the backend:
+      -- counted again, even beyond the capacity, until it is released.
+      redis.call('ZADD', key, now + lease_ms, ticket)
       lost[#lost + 1] = ticket
     end
     at = at + 2

@@ -1,12 +1,12 @@
 """The ``Scheduler`` of scale-out mode: a backend's capacity is global across gateways.
 
 Redis holds, per backend, a sorted set of the slots in use (ticket → lease expiry), and
-the tenant queues with their round-robin ring (see ``scheduler.lua`` for the keys). All
+the tenant queues with their virtual-time tags (see ``scheduler.lua`` for the keys). All
 of it changes only inside ``scheduler.lua``, one atomic script per step:
 
     acquire  take a free slot on the first candidate that has one and no queued ticket
              that could use it; else queue the ticket (or refuse: depth cap)
-    release  free a slot and hand it to the next queued ticket in round-robin order
+    release  free a slot and hand it to the next queued ticket in fair order
     leave    a waiting request gave up: out of the queue (or its slot back, if it was
              granted in the meantime)
     tick     this gateway's heartbeat: renew its lease and its slots' leases; while it
@@ -19,10 +19,13 @@ to free it when nothing is queued; waiting costs no round trip of its own.
 
 Crashes: a slot's lease (``lease_s``) is renewed by its gateway's tick every
 ``lease_s / 3``; a dead gateway's slots lapse within ``lease_s``, and its queued tickets
-are skipped once its own lease lapses. Fail closed: every Redis call runs under
-``timeout_s``; an error raises ``ServiceUnavailable`` for the request that made it, a
-failed tick fails every waiting request of this gateway, and a failed release leaves the
-slot to its lease. Clocks: leases use Redis's clock (``TIME``), never the gateways'.
+are skipped once its own lease lapses. A live gateway's tick puts back the slots it holds
+if Redis lost them (restart, flush), so a loss cannot open the gates.
+
+Fail closed: every Redis call runs under ``timeout_s``; an error raises
+``ServiceUnavailable`` for the request that made it, a failed tick fails every waiting
+request of this gateway, and a failed release leaves the slot to its lease. Leases use
+Redis's clock (``TIME``), never the gateways'.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class _Waiter:
     request: SlotRequest
     backends: dict[str, Backend]
     future: asyncio.Future[str]
+    queued: bool = False  # False until the acquire script's answer is in
 
 
 class RedisScheduler:
@@ -159,18 +163,31 @@ class RedisScheduler:
         ]
         for backend in candidates:
             args += [backend.name, backend.capacity]
-        reply = await self._eval("acquire", args)
+        # Known before the script runs: another gateway's release may grant the ticket
+        # and its message overtake this script's answer.
+        waiter = _Waiter(
+            request, {b.name: b for b in candidates}, asyncio.get_running_loop().create_future()
+        )
+        self._waiting[ticket] = waiter
+        try:
+            reply = await self._eval("acquire", args)
+        except BaseException:
+            del self._waiting[ticket]  # a grant that still comes is given back
+            raise
+        if reply[0] != "queued":
+            del self._waiting[ticket]
         if reply[0] == "granted":
-            return self._hold(next(b for b in candidates if b.name == reply[1]), ticket)
+            return self._hold(waiter.backends[reply[1]], ticket)
         if reply[0] == "full":
             raise QueueFull(self.hold_times.retry_after_s())
-        return await self._wait(ticket, candidates, request, timeout_s)
+        waiter.queued = True
+        return await self._wait(ticket, waiter, timeout_s)
 
     def in_use(self, backend: str) -> int:
         return self._held_count[backend]
 
     def waiting(self) -> int:
-        return len(self._waiting)
+        return sum(w.queued for w in self._waiting.values())
 
     async def start(self) -> None:
         self._tasks = [
@@ -195,15 +212,8 @@ class RedisScheduler:
 
     # --- waiting ---------------------------------------------------------------------------
 
-    async def _wait(
-        self, ticket: str, candidates: Sequence[Backend], request: SlotRequest, timeout_s: float
-    ) -> Slot:
-        waiter = _Waiter(
-            request,
-            {b.name: b for b in candidates},
-            asyncio.get_running_loop().create_future(),
-        )
-        self._waiting[ticket] = waiter
+    async def _wait(self, ticket: str, waiter: _Waiter, timeout_s: float) -> Slot:
+        request = waiter.request
         self._wake.set()
         self._count_waiting(request, +1)
         started = time.monotonic()
@@ -227,7 +237,7 @@ class RedisScheduler:
                 if future.done() and not future.cancelled() and future.exception() is None:
                     self._spawn(self._release_remote(ticket, future.result()))
                 else:
-                    self._spawn(self._leave(ticket, candidates))
+                    self._spawn(self._leave(ticket, list(waiter.backends.values())))
         return self._hold(waiter.backends[name], ticket)
 
     def _count_waiting(self, request: SlotRequest, delta: int) -> None:
@@ -330,7 +340,7 @@ class RedisScheduler:
     async def tick(self) -> None:
         """One heartbeat (see the module docstring); raises ``ServiceUnavailable``."""
         held = list(self._held.items())
-        waiting = list(self._waiting)
+        waiting = [ticket for ticket, waiter in self._waiting.items() if waiter.queued]
         args: list[str | int] = [len(held)]
         for ticket, backend in held:
             args += [ticket, backend]
@@ -340,8 +350,7 @@ class RedisScheduler:
         args += [len(waiting), *waiting]
         lost, statuses = await self._eval("tick", args)
         for ticket in lost:
-            if self._held.get(ticket) is not None:
-                log.warning("slot lease lapsed while held", backend=self._held[ticket])
+            log.warning("held slot was missing in Redis; counted again", ticket=ticket[:6])
         for ticket, status in zip(waiting, statuses, strict=True):
             if status == "x":
                 waiter = self._waiting.get(ticket)
