@@ -4,12 +4,13 @@ every engine, client and background task, kept on one typed ``GatewayState``."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -318,9 +319,35 @@ def create_app(settings: Settings, *, state: GatewayState | None = None) -> Fast
     app.add_exception_handler(GatewayError, _render_gateway_error)
     app.add_exception_handler(StarletteHTTPException, _render_http_error)
     app.add_exception_handler(RequestValidationError, _render_validation_error)
-    app.add_middleware(Edge)
+    fast = _fast_routes(native.router, openai.router)
+    plain_stack = app.build_middleware_stack
+
+    def build_stack() -> Any:
+        # The edge wraps everything, the framework's own middleware included.
+        return Edge(plain_stack(), fast=fast, render_error=_render_gateway_error)
+
+    app.build_middleware_stack = build_stack  # type: ignore[method-assign]
     _describe_security(app)
     return app
+
+
+def _fast_routes(*routers: APIRouter) -> dict[tuple[str, str], Any]:
+    """(method, path) → handler for the exact-path model endpoints that take only the
+    request; the edge calls them without the framework's routing in between."""
+    from fastapi.routing import APIRoute
+
+    from neuronetz_gateway.api.paths import NATIVE_ROUTES, OPENAI_ROUTES
+
+    fast: dict[tuple[str, str], Any] = {}
+    for route in (route for router in routers for route in router.routes):
+        if not isinstance(route, APIRoute) or route.path not in NATIVE_ROUTES | OPENAI_ROUTES:
+            continue
+        params = list(inspect.signature(route.endpoint).parameters)
+        if params != ["request"]:
+            continue
+        for method in route.methods or ():
+            fast[(method, route.path)] = route.endpoint
+    return fast
 
 
 def _describe_security(app: FastAPI) -> None:

@@ -9,15 +9,18 @@ the audit row.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import structlog
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from neuronetz_gateway.api.paths import OPS_ROUTES, classify
@@ -57,11 +60,40 @@ def _route_label(raw_path: str, kind: str) -> str:
     return raw_path
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+ErrorRenderer = Callable[[Request, Exception], Awaitable[Response]]
+
+
+class RequestIds:
+    """Unique, cheap request ids: a random per-process prefix and a counter (no syscall
+    per request, unlike uuid4). They correlate; they are not secrets."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
 class Edge:
-    def __init__(self, app: ASGIApp) -> None:
+    """Outermost ASGI layer. ``fast`` maps (method, exact path) of the model endpoints to
+    their handlers, which it calls directly: the framework's routing, dependency solving
+    and middleware layers cost more than the gateway's own work on the hot path."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        fast: dict[tuple[str, str], Handler] | None = None,
+        render_error: ErrorRenderer | None = None,
+    ) -> None:
         self.app = app
+        self._fast = fast or {}
+        self._render_error = render_error
         self._state: GatewayState | None = None
         self._id_header = b"x-request-id"
+        self._ids = RequestIds()
 
     def _bind(self, scope: Scope) -> GatewayState:
         # The lifespan builds the state after the middleware stack exists.
@@ -78,7 +110,7 @@ class Edge:
         raw_path = (scope.get("raw_path") or scope["path"].encode("utf-8")).decode("latin-1")
         kind = classify(raw_path)
         surface = _surface(raw_path)
-        request_id = uuid.uuid4().hex
+        request_id = self._ids.next()
         forwarded = None
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
@@ -120,9 +152,17 @@ class Edge:
                 refusal = ServiceUnavailable(
                     "the audit log is saturated; try again shortly", reason="audit_full"
                 )
+            handler = self._fast.get((scope["method"], raw_path)) if kind == "route" else None
             if refusal is not None:
                 ctx.refusal = refusal.reason
                 await error_response(surface, refusal, request_id)(scope, receive, send_with_id)
+            elif handler is not None and self._render_error is not None:
+                request = Request(scope, receive, send)
+                try:
+                    response = await handler(request)
+                except GatewayError as exc:
+                    response = await self._render_error(request, exc)
+                await response(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
         except ClientDisconnect:
@@ -148,10 +188,13 @@ class Edge:
         latency = now - ctx.started
         route = _route_label(raw_path, kind)
         metrics = state.metrics
-        metrics.requests.labels(ctx.surface, route, str(status)).inc()
-        metrics.latency.labels(ctx.surface, route).observe(latency)
-        if ctx.first_byte is not None:
-            metrics.ttfb.labels(ctx.surface, route).observe(ctx.first_byte - ctx.started)
+        metrics.observe_request(
+            ctx.surface,
+            route,
+            status,
+            latency,
+            None if ctx.first_byte is None else ctx.first_byte - ctx.started,
+        )
         if ctx.refusal is not None:
             metrics.refusals.labels(ctx.refusal).inc()
         principal = ctx.principal

@@ -112,7 +112,10 @@ class AuditWriter:
             if not self._rows:
                 self._wake.clear()
                 await self._wake.wait()
-                await asyncio.sleep(self._idle)  # let a batch gather
+            if len(self._rows) < self._batch:
+                # Let a batch gather: each write has a fixed cost of a few milliseconds of
+                # CPU (transaction, driver round trips), so fewer, larger batches are cheaper.
+                await asyncio.sleep(self._idle)
             try:
                 await self.flush_once()
                 backoff = 0.05

@@ -7,6 +7,8 @@ never client input.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from neuronetz_gateway.upstream.router import UpstreamObserver
@@ -34,6 +36,7 @@ LATENCY_BUCKETS = (
 
 class Metrics(UpstreamObserver, SchedulerObserver):
     def __init__(self) -> None:
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -120,6 +123,27 @@ class Metrics(UpstreamObserver, SchedulerObserver):
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+
+    def observe_request(
+        self, surface: str, route: str, status: int, latency_s: float, ttfb_s: float | None
+    ) -> None:
+        """One finished request. The labelled children are cached: looking them up in
+        prometheus_client takes a lock and builds tuples on every call."""
+        key = (surface, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(surface, route, str(status)),
+                self.latency.labels(surface, route),
+                self.ttfb.labels(surface, route),
+            )
+            if len(self._request_children) < 10_000:  # bounded: routes x statuses
+                self._request_children[key] = children
+        counter, latency, ttfb = children
+        counter.inc()
+        latency.observe(latency_s)
+        if ttfb_s is not None:
+            ttfb.observe(ttfb_s)
 
     def upstream_result(self, backend: str, outcome: str, seconds: float) -> None:
         self.upstream_latency.labels(backend, "ok" if outcome == "ok" else "error").observe(seconds)

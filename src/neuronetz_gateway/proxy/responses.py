@@ -8,7 +8,6 @@ response notices only at the next write, which may be a long way off).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -30,22 +29,32 @@ class ClientGone(Exception):
 
 
 async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
-    """Run ``work``; if the client disconnects first, cancel it and raise ``ClientGone``."""
-    work_task = asyncio.ensure_future(work)
+    """Run ``work``; if the client disconnects first, cancel it and raise ``ClientGone``.
+
+    ``work`` runs in the calling task (one helper task watches the connection), so a
+    request pays for one task, not two."""
+    current = asyncio.current_task()
+    assert current is not None
     watch = asyncio.ensure_future(wait_for_disconnect(receive))
+    gone = False
+
+    def on_disconnect(task: asyncio.Future[None]) -> None:
+        nonlocal gone
+        if not task.cancelled() and task.exception() is None:
+            gone = True
+            current.cancel()
+
+    watch.add_done_callback(on_disconnect)
     try:
-        await asyncio.wait((work_task, watch), return_when=asyncio.FIRST_COMPLETED)
+        return await work
     except asyncio.CancelledError:
-        work_task.cancel()
+        if gone:
+            current.uncancel()
+            raise ClientGone() from None
         raise
     finally:
+        watch.remove_done_callback(on_disconnect)
         watch.cancel()
-    if work_task.done():
-        return work_task.result()
-    work_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await work_task  # its own clean-up runs; its outcome no longer matters
-    raise ClientGone()
 
 
 class StreamResponse(Response):
