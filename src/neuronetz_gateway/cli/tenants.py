@@ -8,7 +8,7 @@ import typer
 
 from neuronetz_gateway.cli.context import console, print_json, print_table, with_session
 from neuronetz_gateway.tenancy import service
-from neuronetz_gateway.tenancy.values import parse_limit_changes
+from neuronetz_gateway.tenancy.values import parse_limit_changes, parse_seconds_or_none
 
 app = typer.Typer()
 
@@ -31,6 +31,12 @@ def _show(view: service.TenantView, as_json: bool, verb: str) -> None:
     )
 
 
+def parse_queue_timeout(text: str | None) -> float | service.Unset | None:
+    if text is None:
+        return service.UNSET
+    return parse_seconds_or_none("--queue-timeout", text)
+
+
 @app.command("create-tenant")
 def create_tenant(
     name: Annotated[str, typer.Option("--name", help="Unique tenant name.")],
@@ -47,6 +53,13 @@ def create_tenant(
         bool, typer.Option("--allow-all-models", help="Every discovered model is allowed.")
     ] = False,
     weight: Annotated[int, typer.Option(min=1, max=1000, help="Fair-share weight.")] = 1,
+    queue_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a request may wait for a backend slot (default: setting).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a tenant. Unset limits fall back to the DEFAULT_* settings."""
@@ -59,6 +72,7 @@ def create_tenant(
             allowed_models=allow_model or [],
             allow_all_models=allow_all_models,
             weight=weight,
+            queue_timeout_s=queue_timeout,
         )
     )
     _show(view, as_json, "created")
@@ -84,6 +98,12 @@ def update_tenant(
         typer.Option("--allow-all-models/--no-allow-all-models", show_default=False),
     ] = None,
     weight: Annotated[int | None, typer.Option(min=1, max=1000)] = None,
+    queue_timeout: Annotated[
+        str | None,
+        typer.Option(
+            help="Seconds, or 'none' for the QUEUE_WAIT_TIMEOUT_S setting.", show_default=False
+        ),
+    ] = None,
     rename: Annotated[str | None, typer.Option(help="New name.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -98,6 +118,7 @@ def update_tenant(
             disallow_models=disallow_model or [],
             allow_all_models=allow_all_models,
             weight=weight,
+            queue_timeout_s=parse_queue_timeout(queue_timeout),
             rename=rename,
         )
     )

@@ -27,6 +27,19 @@ from neuronetz_gateway.tenancy.values import (
 )
 
 
+class Unset:
+    """Marks an optional argument that was not given (None means 'clear the value')."""
+
+
+UNSET = Unset()
+
+
+def check_queue_timeout(value: float | None) -> float | None:
+    if value is not None and not 0 < value <= 3600:
+        raise InvalidValue("the queue timeout must be between 0 and 3600 seconds")
+    return value
+
+
 class TenancyError(Exception):
     """A refused tenant or key operation, with a one-line message for the operator."""
 
@@ -66,6 +79,7 @@ class TenantView:
     allow_all_models: bool
     allowed_models: list[str]
     weight: int
+    queue_timeout_s: float | None
     rpm: int | None
     tpm: int | None
     concurrent: int | None
@@ -83,6 +97,7 @@ class TenantView:
             allow_all_models=t.allow_all_models,
             allowed_models=list(t.allowed_models or []),
             weight=t.weight,
+            queue_timeout_s=t.queue_timeout_s,
             created_at=t.created_at.isoformat(),
             **{f: getattr(t, f) for f in LIMIT_FIELDS},
         )
@@ -174,6 +189,7 @@ async def create_tenant(
     allowed_models: Sequence[str] = (),
     allow_all_models: bool = False,
     weight: int = 1,
+    queue_timeout_s: float | None = None,
 ) -> TenantView:
     try:
         check_name("tenant", name)
@@ -181,6 +197,7 @@ async def create_tenant(
         models = check_models(list(allowed_models))
         if weight < 1 or weight > 1000:
             raise InvalidValue("weight must be between 1 and 1000")
+        check_queue_timeout(queue_timeout_s)
     except InvalidValue as exc:
         raise TenancyError(str(exc)) from None
     if await session.scalar(select(Tenant.id).where(Tenant.name == name)) is not None:
@@ -191,6 +208,7 @@ async def create_tenant(
         allow_all_models=allow_all_models,
         allowed_models=models,
         weight=weight,
+        queue_timeout_s=queue_timeout_s,
         **asdict(lim),
     )
     session.add(tenant)
@@ -213,6 +231,7 @@ async def update_tenant(
     set_models: Sequence[str] | None = None,
     allow_all_models: bool | None = None,
     weight: int | None = None,
+    queue_timeout_s: float | Unset | None = UNSET,
     rename: str | None = None,
 ) -> TenantView:
     """Change only what is given; ``limits`` maps a field to its new value (None: unlimited)."""
@@ -236,6 +255,8 @@ async def update_tenant(
             if weight < 1 or weight > 1000:
                 raise InvalidValue("weight must be between 1 and 1000")
             tenant.weight = weight
+        if not isinstance(queue_timeout_s, Unset):
+            tenant.queue_timeout_s = check_queue_timeout(queue_timeout_s)
         if rename is not None and rename != name:
             check_name("tenant", rename)
             if await session.scalar(select(Tenant.id).where(Tenant.name == rename)) is not None:

@@ -55,6 +55,17 @@ def parse_limit_changes(*values: str | None) -> dict[str, int | None]:
     }
 
 
+def parse_seconds_or_none(option: str, text: str) -> float | None:
+    """``"12.5"`` → 12.5; ``"none"`` → None (use the setting)."""
+    cleaned = text.strip().lower()
+    if cleaned in _CLEAR_WORDS:
+        return None
+    try:
+        return float(cleaned)
+    except ValueError:
+        raise InvalidValue(f"{option} must be a number of seconds or 'none'") from None
+
+
 def parse_duration(text: str) -> timedelta:
     """``"90d"``, ``"12h"``, ``"30m"``, ``"2w"``, ``"45s"`` → a positive timedelta."""
     match = _DURATION.match(text.strip().lower())

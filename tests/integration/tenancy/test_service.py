@@ -113,3 +113,14 @@ async def test_key_overrides_update(session: AsyncSession) -> None:
     assert view.tpm == 7 and view.expires_at is not None
     with pytest.raises(service.TenancyError):
         await service.create_key(session, HASHER, tenant="acme", name="k2", prompt_retention_days=3)
+
+
+async def test_queue_timeout_set_and_cleared(session: AsyncSession) -> None:
+    created = await service.create_tenant(session, name="acme", queue_timeout_s=5.0, weight=3)
+    assert (created.queue_timeout_s, created.weight) == (5.0, 3)
+    kept = await service.update_tenant(session, "acme", limits={"rpm": 1})
+    assert kept.queue_timeout_s == 5.0  # not given: unchanged
+    cleared = await service.update_tenant(session, "acme", queue_timeout_s=None)
+    assert cleared.queue_timeout_s is None
+    with pytest.raises(service.TenancyError):
+        await service.update_tenant(session, "acme", queue_timeout_s=0)
