@@ -152,6 +152,8 @@ class Edge:
                 refusal = ServiceUnavailable(
                     "the audit log is saturated; try again shortly", reason="audit_full"
                 )
+                # Counted in metrics, not queued: fast refusals must not keep the queue full.
+                audited = False
             handler = self._fast.get((scope["method"], raw_path)) if kind == "route" else None
             if refusal is not None:
                 ctx.refusal = refusal.reason

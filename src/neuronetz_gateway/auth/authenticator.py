@@ -117,6 +117,7 @@ class Authenticator:
         self._ttl = cache_ttl_s
         self._failures_per_min = failures_per_ip_per_min
         self._cache: dict[bytes, _Cached] = {}
+        self._pending: dict[bytes, asyncio.Future[Principal | None]] = {}
         self._generation = 0
         self.last_used: dict[int, datetime] = {}
 
@@ -142,11 +143,22 @@ class Authenticator:
         if token is None:
             await self._fail(client_ip)
         assert token is not None
-        principal = await self._verify(token)
+        principal = await self._verify_once(token)
         if principal is None:
             await self._fail(client_ip)
         assert principal is not None
         return principal
+
+    async def _verify_once(self, token: str) -> Principal | None:
+        """Concurrent misses for one key share one verification (no Argon2 stampede on a
+        cold cache, after a restart or after a change emptied it)."""
+        digest = cache_digest(token)
+        pending = self._pending.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._verify(token))
+            self._pending[digest] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(digest, None))
+        return await asyncio.shield(pending)
 
     async def _verify(self, token: str) -> Principal | None:
         generation = self._generation

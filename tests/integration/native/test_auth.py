@@ -130,3 +130,29 @@ def test_header_tricks_change_nothing(gateway: RunningGateway, headers: dict[str
     )
     assert resp.status_code == 200
     assert httpx.get(gateway.url + "/metrics", headers=headers).status_code in (200, 404)
+
+
+def test_concurrent_first_requests_verify_once(gateway: RunningGateway) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = gateway.admin.tenant_and_key("acme")
+    hasher = gateway.state.auth._hasher
+    calls = 0
+    original = hasher.verify_sync
+
+    def slow_counting(key_hash: str, candidate: str) -> bool:
+        nonlocal calls
+        calls += 1
+        time.sleep(0.3)  # a production-cost verification
+        return original(key_hash, candidate)
+
+    hasher.verify_sync = slow_counting  # type: ignore[method-assign]
+    time.sleep(0.7)  # the revision watcher has seen the key's creation
+    headers = {"Authorization": f"Bearer {key}"}
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(
+            pool.map(lambda _: httpx.get(gateway.url + "/api/tags", headers=headers).status_code,
+                     range(16))
+        )  # fmt: skip
+    assert statuses == [200] * 16
+    assert calls == 1  # one Argon2 run for sixteen concurrent misses
