@@ -34,6 +34,9 @@ from neuronetz_gateway.tenancy.service import current_revision, key_for_auth
 
 log = structlog.get_logger("neuronetz.auth")
 
+# Cache misses being verified at once for one client address; more get 429 before hashing.
+MAX_VERIFICATIONS_PER_IP = 4
+
 
 @dataclass(frozen=True, slots=True)
 class DefaultLimits:
@@ -118,6 +121,7 @@ class Authenticator:
         self._failures_per_min = failures_per_ip_per_min
         self._cache: dict[bytes, _Cached] = {}
         self._pending: dict[bytes, asyncio.Future[Principal | None]] = {}
+        self._in_progress: dict[str, int] = {}
         self._generation = 0
         self.last_used: dict[int, datetime] = {}
 
@@ -143,21 +147,40 @@ class Authenticator:
         if token is None:
             await self._fail(client_ip)
         assert token is not None
-        principal = await self._verify_once(token)
+        principal = await self._verify_once(token, client_ip)
         if principal is None:
             await self._fail(client_ip)
         assert principal is not None
         return principal
 
-    async def _verify_once(self, token: str) -> Principal | None:
+    async def _verify_once(self, token: str, client_ip: str) -> Principal | None:
         """Concurrent misses for one key share one verification (no Argon2 stampede on a
-        cold cache, after a restart or after a change emptied it)."""
+        cold cache, after a restart or after a change emptied it).
+
+        The failure count is recorded after hashing, so a burst of different bad keys
+        from one address could all pass the throttle check together: new verifications
+        in progress are bounded per address, past that the answer is 429 before hashing.
+        """
         digest = cache_digest(token)
         pending = self._pending.get(digest)
         if pending is None:
+            if self._in_progress.get(client_ip, 0) >= MAX_VERIFICATIONS_PER_IP:
+                raise RateLimited(
+                    "too many authentications in progress",
+                    retry_after_s=1,
+                    reason="auth_throttle",
+                )
+            self._in_progress[client_ip] = self._in_progress.get(client_ip, 0) + 1
             pending = asyncio.ensure_future(self._verify(token))
             self._pending[digest] = pending
-            pending.add_done_callback(lambda _: self._pending.pop(digest, None))
+
+            def done(_: object) -> None:
+                self._pending.pop(digest, None)
+                left = self._in_progress.pop(client_ip, 1) - 1
+                if left > 0:
+                    self._in_progress[client_ip] = left
+
+            pending.add_done_callback(done)
         return await asyncio.shield(pending)
 
     async def _verify(self, token: str) -> Principal | None:

@@ -25,11 +25,16 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
+# rpm, tpm and concurrent are 32-bit columns; budgets are 64-bit.
+_MAX_BY_FIELD = {"rpm": 2**31 - 1, "tpm": 2**31 - 1, "concurrent": 2**31 - 1}
+
+
 def check_limit(field: str, value: int | None) -> int | None:
     if value is None:
         return None
-    if value < 0 or value > MAX_LIMIT:
-        raise InvalidValue(f"{field} must be between 0 and {MAX_LIMIT} (got {value})")
+    top = _MAX_BY_FIELD.get(field.replace("-", "_"), MAX_LIMIT)
+    if value < 0 or value > top:
+        raise InvalidValue(f"{field} must be between 0 and {top} (got {value})")
     return value
 
 

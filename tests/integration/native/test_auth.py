@@ -156,3 +156,29 @@ def test_concurrent_first_requests_verify_once(gateway: RunningGateway) -> None:
         )  # fmt: skip
     assert statuses == [200] * 16
     assert calls == 1  # one Argon2 run for sixteen concurrent misses
+
+
+def test_a_burst_of_bad_keys_cannot_outrun_the_throttle(
+    make_gateway,  # type: ignore[no-untyped-def]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    gw: RunningGateway = make_gateway(auth_failure_rate_limit_per_ip_per_min=5)
+    hasher = gw.state.auth._hasher
+    original = hasher.verify_sync
+
+    def slow(key_hash: str, candidate: str) -> bool:
+        time.sleep(0.05)  # hashing takes time: the burst arrives while it runs
+        return original(key_hash, candidate)
+
+    hasher.verify_sync = slow  # type: ignore[method-assign]
+
+    def bad(_: int) -> int:
+        headers = {"Authorization": f"Bearer {generate_key()}"}
+        return httpx.get(gw.url + "/api/tags", headers=headers).status_code
+
+    with ThreadPoolExecutor(32) as pool:
+        statuses = list(pool.map(bad, range(64)))
+    # At most the per-minute allowance plus the verifications allowed in progress at once.
+    assert statuses.count(401) <= 5 + 4
+    assert statuses.count(429) >= 55

@@ -1,0 +1,230 @@
+"""The asyncio client of the benchmark: streams, time to first byte, held-open streams
+and the bad-key flood (what ``wrk`` cannot measure)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import string
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+_BASE62 = string.digits + string.ascii_letters
+_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
+
+
+def _session(limit: int = 0, local_addr: tuple[str, int] | None = None) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=limit, local_addr=local_addr, force_close=False)
+    return aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT)
+
+
+async def _drain(response: aiohttp.ClientResponse) -> tuple[int, int, bytes]:
+    """Read a streamed body to its end: (lines, bytes, last non-empty line)."""
+    lines = size = 0
+    tail = b""
+    async for chunk in response.content.iter_any():
+        lines += chunk.count(b"\n")
+        size += len(chunk)
+        tail = (tail + chunk)[-4096:]
+    last = next((ln for ln in reversed(tail.split(b"\n")) if ln.strip()), b"")
+    return lines, size, last
+
+
+async def time_to_first_byte(
+    url: str, body: bytes, headers: Mapping[str, str], count: int, warmup: int = 20
+) -> tuple[list[float], int]:
+    """``count`` streamed requests one after another; seconds from sending each to its
+    first body byte, and the number that failed."""
+    samples: list[float] = []
+    errors = 0
+    async with _session(limit=1) as session:
+        for i in range(warmup + count):
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as response:
+                if response.status != 200:
+                    errors += 1
+                    await response.read()
+                    continue
+                await response.content.readany()
+                first = time.perf_counter() - started
+                await _drain(response)
+            if i >= warmup:
+                samples.append(first)
+    return samples, errors
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRun:
+    streams: int
+    lines: int
+    bytes: int
+    seconds: float
+    durations: list[float]
+    errors: int
+
+    @property
+    def lines_per_s(self) -> float:
+        return self.lines / self.seconds if self.seconds else 0.0
+
+
+async def stream_throughput(
+    url: str, body: bytes, headers: Mapping[str, str], count: int
+) -> StreamRun:
+    """``count`` long streams one after another (concurrency 1), read as fast as possible."""
+    total_lines = total_bytes = errors = 0
+    durations: list[float] = []
+    async with _session(limit=1) as session:
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.read()  # warm the connection (and the gateway's key cache)
+        for _ in range(count):
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as response:
+                if response.status != 200:
+                    errors += 1
+                    await response.read()
+                    continue
+                lines, size, _ = await _drain(response)
+            durations.append(time.perf_counter() - started)
+            total_lines += lines
+            total_bytes += size
+    return StreamRun(count, total_lines, total_bytes, sum(durations), durations, errors)
+
+
+@dataclass
+class HoldResult:
+    requested: int
+    completed: int = 0
+    peak_open: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    ramp_s: float = 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+async def hold_streams(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    count: int,
+    *,
+    opening: int = 100,
+    while_all_open: Callable[[], Awaitable[None]] | None = None,
+) -> HoldResult:
+    """Open ``count`` slow streams and keep them all open until they end by themselves.
+
+    At most ``opening`` streams are between connect and first byte at a time (clients
+    do not all connect in the same millisecond; listen backlogs are finite). Each stream
+    counts as completed only with status 200 and a final ``"done":true`` frame.
+    ``while_all_open`` runs once every stream has started and none has ended.
+    """
+    result = HoldResult(count)
+    gate = asyncio.Semaphore(opening)
+    all_open = asyncio.Event()
+    open_now = 0
+    started = time.perf_counter()
+
+    async def one(session: aiohttp.ClientSession) -> None:
+        nonlocal open_now
+        counted = False
+        try:
+            async with gate:
+                response = await session.post(url, data=body, headers=headers)
+                if response.status != 200:
+                    result.errors[f"status {response.status}"] += 1
+                    response.release()
+                    return
+                await response.content.readany()
+                open_now += 1
+                counted = True
+                result.peak_open = max(result.peak_open, open_now)
+                if open_now == count:
+                    result.ramp_s = time.perf_counter() - started
+                    all_open.set()
+            async with response:
+                _, _, last = await _drain(response)
+            if b'"done":true' in last.replace(b" ", b""):
+                result.completed += 1
+            else:
+                result.errors["stream ended without done"] += 1
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            result.errors[type(exc).__name__] += 1
+        finally:
+            if counted:
+                open_now -= 1
+
+    async with _session() as session:
+        tasks = [asyncio.create_task(one(session)) for _ in range(count)]
+        waiter = asyncio.ensure_future(all_open.wait())
+        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if waiter in done and while_all_open is not None:
+            await while_all_open()
+        waiter.cancel()
+        await asyncio.gather(*tasks)
+    return result
+
+
+def bad_key() -> str:
+    """A well-formed key that no tenant has (an unknown prefix)."""
+    return "nz_" + "".join(secrets.choice(_BASE62) for _ in range(41))
+
+
+@dataclass
+class FloodResult:
+    sent: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+async def bad_key_flood(
+    url: str,
+    body: bytes,
+    *,
+    rate: float,
+    duration_s: float,
+    source_ip: str,
+    max_in_flight: int = 2000,
+    answer_timeout_s: float = 5.0,
+) -> FloodResult:
+    """Requests with random bad keys from ``source_ip`` at ``rate`` per second, paced on
+    the clock (not on the answers, which may be slow on purpose). An answer slower than
+    ``answer_timeout_s`` counts as ``TimeoutError`` (a backlog of verifications must not
+    hold the benchmark)."""
+    result = FloodResult()
+    slots = asyncio.Semaphore(max_in_flight)
+    timeout = aiohttp.ClientTimeout(total=answer_timeout_s)
+
+    async def one(session: aiohttp.ClientSession) -> None:
+        try:
+            headers = {"Authorization": f"Bearer {bad_key()}", "Content-Type": "application/json"}
+            async with session.post(url, data=body, headers=headers, timeout=timeout) as response:
+                await response.read()
+                result.statuses[str(response.status)] += 1
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            result.statuses[type(exc).__name__] += 1
+        finally:
+            slots.release()
+
+    tasks: list[asyncio.Task[None]] = []
+    async with _session(local_addr=(source_ip, 0)) as session:
+        started = time.perf_counter()
+        total = int(rate * duration_s)
+        for i in range(total):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await slots.acquire()
+            tasks.append(asyncio.create_task(one(session)))
+            result.sent += 1
+        result.seconds = time.perf_counter() - started
+        await asyncio.gather(*tasks)
+    return result
