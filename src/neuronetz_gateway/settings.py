@@ -231,7 +231,13 @@ class Settings(BaseSettings):
 
     # --- audit ---------------------------------------------------------------------------
     audit_buffer_size: int = Field(
-        1000, ge=1, le=1_000_000, description="Audit rows queued before requests get 503."
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Audit rows queued before requests get 503 (10,000 is a few seconds of peak "
+            "traffic, about 10 MB)."
+        ),
     )
     prompt_log_default_retention_days: int = Field(
         30, ge=1, le=3650, description="Prompt-log retention when a key sets none."

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -69,6 +70,31 @@ class AuditRow:
 
 
 _RECORD_FIELDS = tuple(f for f in AuditRow.__dataclass_fields__ if f != "prompt")
+
+
+_SQLITE_ROWS_PER_INSERT = 100
+
+
+@functools.lru_cache(maxsize=_SQLITE_ROWS_PER_INSERT)
+def _sqlite_insert(rows: int) -> str:
+    # Only our own table and column names go into the text; values are bound parameters.
+    one = "(" + ", ".join("?" for _ in _RECORD_FIELDS) + ")"
+    head = f"INSERT INTO {_REQUESTS.name} ({', '.join(_RECORD_FIELDS)}) VALUES "  # noqa: S608
+    return head + ", ".join(one for _ in range(rows))
+
+
+def _sqlite_value(value: Any) -> Any:
+    # The forms SQLAlchemy's SQLite dialect stores (naive UTC text, 0/1), so the ORM
+    # reads these rows back exactly like the ones it wrote itself.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _sqlite_params(rows: list[AuditRow]) -> tuple[Any, ...]:
+    return tuple(_sqlite_value(getattr(r, name)) for r in rows for name in _RECORD_FIELDS)
 
 
 class AuditWriter:
@@ -148,9 +174,16 @@ class AuditWriter:
         self.written += len(batch)
 
     async def _write(self, batch: list[AuditRow]) -> None:
-        # Core inserts on one connection: the ORM unit of work costs ~2.5x the CPU per row.
         async with self._engine.begin() as conn:
-            await conn.execute(_REQUESTS.insert(), [r.record() for r in batch])
+            if conn.dialect.name == "sqlite":
+                # Multi-row INSERTs: aiosqlite's executemany hands the GIL back and forth
+                # once per row, which throttled the writer to ~1,300 rows/s under load.
+                for start in range(0, len(batch), _SQLITE_ROWS_PER_INSERT):
+                    chunk = batch[start : start + _SQLITE_ROWS_PER_INSERT]
+                    await conn.exec_driver_sql(_sqlite_insert(len(chunk)), _sqlite_params(chunk))
+            else:
+                # Core inserts: the ORM's unit of work costs ~2.5x the CPU per row.
+                await conn.execute(_REQUESTS.insert(), [r.record() for r in batch])
             prompts = [
                 {"request_id": r.request_id, **asdict(r.prompt)}
                 for r in batch
