@@ -5,19 +5,12 @@ of what was tried, for ``docs/ADVERSARIAL.md``."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import uvicorn
-
-from neuronetz_gateway.app import create_app
-from neuronetz_gateway.db.migrate import upgrade
-from neuronetz_gateway.server import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, uvicorn_config
 from neuronetz_gateway.settings import Settings
-from tests.fixtures import gateway as gateway_fixtures
-from tests.fixtures.gateway import Admin, LoopThread, RunningGateway, free_port
+from tests.fixtures.gateway import LoopThread, RunningGateway, start_gateway
 
 
 def start_served_gateway(
@@ -27,37 +20,13 @@ def start_served_gateway(
     header_timeout_s: float | None = None,
     body_timeout_s: float | None = None,
 ) -> RunningGateway:
-    """``tests.fixtures.gateway.start_gateway``, but on the production server config."""
-    loop.run(upgrade(settings.database_url))
-    app = create_app(settings)
-    tee_logs = getattr(gateway_fixtures, "_tee_logs", None)
-    if tee_logs is not None:  # the session's scan of every log line for issued keys
-        tee_logs()
-    port = free_port()
-    config = uvicorn_config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="asyncio",
-        header_timeout_s=HEADER_TIMEOUT_S if header_timeout_s is None else header_timeout_s,
-        body_timeout_s=BODY_TIMEOUT_S if body_timeout_s is None else body_timeout_s,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True, name=f"gateway-{port}")
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("gateway did not start")
-        time.sleep(0.02)
-    return RunningGateway(
-        url=f"http://127.0.0.1:{port}",
-        settings=settings,
-        server=server,
-        thread=thread,
-        admin=Admin(settings.database_url, loop),
-        app=app,
-    )
+    """``tests.fixtures.gateway.start_gateway`` with the server's deadlines shortened."""
+    options: dict[str, float] = {}
+    if header_timeout_s is not None:
+        options["header_timeout_s"] = header_timeout_s
+    if body_timeout_s is not None:
+        options["body_timeout_s"] = body_timeout_s
+    return start_gateway(settings, loop, **options)
 
 
 def address(url: str) -> tuple[str, int]:

@@ -6,6 +6,7 @@ OpenAI body into a native ``ModelCall`` and hands it to the same pipeline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,7 +21,12 @@ from neuronetz_gateway.api.openapi import (
     openai_route,
 )
 from neuronetz_gateway.errors import Forbidden
-from neuronetz_gateway.proxy.native import ModelCall, estimate_text_tokens, model_name_key
+from neuronetz_gateway.proxy.native import (
+    ModelCall,
+    UpstreamPath,
+    estimate_text_tokens,
+    model_name_key,
+)
 from neuronetz_gateway.proxy.openai_adapters import (
     ChatAdapter,
     CompletionAdapter,
@@ -28,6 +34,7 @@ from neuronetz_gateway.proxy.openai_adapters import (
 )
 from neuronetz_gateway.proxy.responses import json_response
 from neuronetz_gateway.translate import (
+    NativeRequest,
     chat_request_to_native,
     completion_request_to_native,
     embeddings_request_to_native,
@@ -42,27 +49,45 @@ def _prompt_tokens(value: Any) -> int:
     return estimate_text_tokens(orjson.dumps(value).decode())
 
 
+async def _completion(
+    request: Request,
+    translate: Callable[..., NativeRequest[Any]],
+    upstream_path: UpstreamPath,
+    prompt_of: Callable[[dict[str, Any]], Any],
+    adapter_class: type[ChatAdapter] | type[CompletionAdapter],
+) -> Response:
+    """Both completion endpoints: translate, reserve, and hand to the shared pipeline."""
+    state = gateway(request)
+    ctx = await authenticate(request)
+    body = await read_body(request)
+    native = translate(body, max_num_predict=state.settings.max_num_predict)
+    payload: dict[str, Any] = dict(native.body)
+    prompt = prompt_of(payload)
+    call = ModelCall(
+        upstream_path=upstream_path,
+        payload=payload,
+        model=native.model,
+        stream=native.stream,
+        reserve_tokens=_prompt_tokens(prompt) + native.num_predict,
+        prompt_log=prompt,
+    )
+    adapter = adapter_class(native.model, native.include_usage)
+    return await state.pipeline.run(request, ctx, call, adapter)
+
+
 @router.post(
     "/v1/chat/completions",
     summary="Chat completion (SSE when stream=true)",
     **openai_route(OPENAI_CHAT, streams=True),
 )
 async def chat_completions(request: Request) -> Response:
-    state = gateway(request)
-    ctx = await authenticate(request)
-    body = await read_body(request)
-    native = chat_request_to_native(body, max_num_predict=state.settings.max_num_predict)
-    payload: dict[str, Any] = dict(native.body)
-    call = ModelCall(
-        upstream_path="/api/chat",
-        payload=payload,
-        model=native.model,
-        stream=native.stream,
-        reserve_tokens=_prompt_tokens(payload.get("messages", [])) + native.num_predict,
-        prompt_log=payload.get("messages"),
+    return await _completion(
+        request,
+        chat_request_to_native,
+        "/api/chat",
+        lambda payload: payload.get("messages", []),
+        ChatAdapter,
     )
-    adapter = ChatAdapter(native.model, native.include_usage)
-    return await state.pipeline.run(request, ctx, call, adapter)
 
 
 @router.post(
@@ -71,22 +96,17 @@ async def chat_completions(request: Request) -> Response:
     **openai_route(OPENAI_COMPLETION, streams=True),
 )
 async def completions(request: Request) -> Response:
-    state = gateway(request)
-    ctx = await authenticate(request)
-    body = await read_body(request)
-    native = completion_request_to_native(body, max_num_predict=state.settings.max_num_predict)
-    payload: dict[str, Any] = dict(native.body)
-    call = ModelCall(
-        upstream_path="/api/generate",
-        payload=payload,
-        model=native.model,
-        stream=native.stream,
-        reserve_tokens=_prompt_tokens([payload.get("prompt"), payload.get("suffix")])
-        + native.num_predict,
-        prompt_log=payload.get("prompt"),
+    return await _completion(
+        request,
+        completion_request_to_native,
+        "/api/generate",
+        lambda payload: (
+            [payload.get("prompt"), payload["suffix"]]
+            if payload.get("suffix")
+            else payload.get("prompt")
+        ),
+        CompletionAdapter,
     )
-    adapter = CompletionAdapter(native.model, native.include_usage)
-    return await state.pipeline.run(request, ctx, call, adapter)
 
 
 @router.post(
