@@ -6,8 +6,9 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -17,6 +18,8 @@ from neuronetz_gateway.db.migrate import upgrade
 from neuronetz_gateway.settings import Settings, load_settings
 
 T = TypeVar("T")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from neuronetz_gateway.cli.context import (
+    JsonOpt,
     console,
     err_console,
     hasher_for,
@@ -19,7 +20,6 @@ from neuronetz_gateway.tenancy.values import parse_duration, parse_limit_changes
 
 app = typer.Typer()
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Limit = Annotated[
     int | None, typer.Option(min=0, show_default=False, help="Override the tenant's value.")
 ]

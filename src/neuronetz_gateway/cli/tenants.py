@@ -6,13 +6,18 @@ from typing import Annotated
 
 import typer
 
-from neuronetz_gateway.cli.context import console, print_json, print_table, with_session
+from neuronetz_gateway.cli.context import (
+    JsonOpt,
+    console,
+    print_json,
+    print_table,
+    with_session,
+)
 from neuronetz_gateway.tenancy import service
 from neuronetz_gateway.tenancy.values import parse_limit_changes, parse_seconds_or_none
 
 app = typer.Typer()
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Limit = Annotated[int | None, typer.Option(min=0, show_default=False)]
 LimitText = Annotated[
     str | None,
