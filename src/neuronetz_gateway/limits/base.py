@@ -146,6 +146,10 @@ class LimitStore(Protocol):
         it never admits unchecked, and recovers by itself when the backend returns.
     """
 
+    in_process: bool
+    """True when ``settle`` never suspends (the counters live in this process): a
+    cancellation cannot interrupt it, so callers need not shield it."""
+
     async def admit(
         self,
         request_id: str,

@@ -70,6 +70,8 @@ class _Open:
 class MemoryLimitStore:
     """``LimitStore`` for a single process. Not shared between workers."""
 
+    in_process = True
+
     def __init__(
         self,
         usage: UsageSource,

@@ -115,6 +115,8 @@ class RedisLimitStore:
     process's clock, so a skew between processes shifts them by the skew.
     """
 
+    in_process = False
+
     def __init__(
         self,
         url: str,

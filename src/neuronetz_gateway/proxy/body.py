@@ -7,7 +7,8 @@ differently from us: invalid UTF-8, lone surrogates, NaN, huge numbers, deep nes
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import functools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -69,14 +70,19 @@ def _check_depth_and_numbers(root: Any) -> None:
                 raise BadRequest("a number in the request body is out of range")
 
 
-def check_field_names(obj: dict[str, Any], known: Iterable[str], where: str) -> None:
+@functools.cache
+def _by_lower_name(known: tuple[str, ...]) -> dict[str, str]:
+    return {k.lower(): k for k in known}
+
+
+def check_field_names(obj: dict[str, Any], known: tuple[str, ...], where: str) -> None:
     """Refuse keys that differ from a known field only in case, or collide with each other.
 
     Ollama's decoder matches struct fields case-insensitively (last one wins), so
     ``{"model": "a", "MODEL": "b"}`` would be read as model ``b`` after we checked ``a``.
     """
     lowered: dict[str, str] = {}
-    known_lower = {k.lower(): k for k in known}
+    known_lower = _by_lower_name(known)
     for key in obj:
         low = key.lower()
         if low in lowered:

@@ -151,7 +151,10 @@ class Pipeline:
 
     async def _settle(self, reservation: Reservation, used: int) -> None:
         try:
-            await asyncio.shield(self.limits.settle(reservation, used))
+            if self.limits.in_process:
+                await self.limits.settle(reservation, used)  # never suspends
+            else:
+                await asyncio.shield(self.limits.settle(reservation, used))
         except Exception as exc:  # the store expires the lease; never fail the response here
             log.error(
                 "settlement failed", request_id=reservation.request_id, error=type(exc).__name__

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from neuronetz_gateway.settings import BackendSpec
 
@@ -39,6 +40,7 @@ class Backend:
         self._max_connections = max_connections
         self._headers = {"Content-Type": "application/json", **spec.auth_headers()}
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
         self.in_flight = 0
 
     def __repr__(self) -> str:  # never shows the token
@@ -75,8 +77,13 @@ class Backend:
             raise RuntimeError(f"backend {self.name} is not started")
         return self._session
 
-    def url(self, path: str) -> str:
-        return self.base_url + path
+    def url(self, path: str) -> URL:
+        """The parsed URL of ``path`` on this backend (parsed once: a request pays ~10 µs
+        of URL parsing otherwise). Only the gateway's own fixed paths come here."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = URL(self.base_url + path)
+        return url
 
     async def close(self) -> None:
         if self._session is not None:

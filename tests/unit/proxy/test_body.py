@@ -59,8 +59,8 @@ def test_parse_object_needs_object() -> None:
 )
 def test_field_name_collisions(obj: dict[str, object]) -> None:
     with pytest.raises(BadRequest):
-        check_field_names(obj, ["model", "stream"], "request")
+        check_field_names(obj, ("model", "stream"), "request")
 
 
 def test_field_names_ok() -> None:
-    check_field_names({"model": "a", "other": 1}, ["model"], "request")
+    check_field_names({"model": "a", "other": 1}, ("model",), "request")
