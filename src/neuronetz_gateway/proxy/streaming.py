@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import aiohttp
+from typing import Protocol
+
+
+class ByteStream(Protocol):
+    async def readany(self) -> bytes: ...
 
 
 class TruncatedStream(Exception):
@@ -10,7 +14,7 @@ class TruncatedStream(Exception):
 
 
 class LineReader:
-    def __init__(self, content: aiohttp.StreamReader, max_line: int) -> None:
+    def __init__(self, content: ByteStream, max_line: int) -> None:
         self._content = content
         self._max = max_line
         self._buf = bytearray()

@@ -1,4 +1,6 @@
-"""One aiohttp session per Ollama backend, with that backend's own auth headers.
+"""Per Ollama backend: a pool of the lean model-call client (``upstream.http``) and an
+aiohttp session for everything else (discovery, probes), both with the backend's own
+auth headers.
 
 Requests to a backend are built by the gateway from scratch: no client header is
 forwarded (no ``Authorization`` of the tenant, no ``X-Forwarded-*``), redirects are
@@ -13,6 +15,7 @@ import aiohttp
 from yarl import URL
 
 from neuronetz_gateway.settings import BackendSpec
+from neuronetz_gateway.upstream.http import UpstreamPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,14 @@ class Backend:
         self._headers = {"Content-Type": "application/json", **spec.auth_headers()}
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
+        # Model calls go through the lean client; aiohttp serves discovery and probes.
+        self.pool = UpstreamPool(
+            self.base_url,
+            headers=spec.auth_headers(),
+            limit=max_connections,
+            connect_s=timeouts.connect_s,
+            read_s=timeouts.read_s,
+        )
         self.in_flight = 0
 
     def __repr__(self) -> str:  # never shows the token
@@ -86,6 +97,7 @@ class Backend:
         return url
 
     async def close(self) -> None:
+        await self.pool.close()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -32,6 +32,7 @@ from neuronetz_gateway.errors import BadRequest, Forbidden, ServiceUnavailable, 
 from neuronetz_gateway.proxy.streaming import LineReader, TruncatedStream
 from neuronetz_gateway.upstream.backends import Backend
 from neuronetz_gateway.upstream.breaker import CircuitBreaker
+from neuronetz_gateway.upstream.http import UpstreamResponse
 from neuronetz_gateway.upstream.scheduler import QueueTimeout, Scheduler, Slot, SlotRequest
 
 log = structlog.get_logger("neuronetz.upstream")
@@ -44,7 +45,7 @@ class UpstreamCall:
     """An upstream response that is ready: a full body, or a stream with its first line."""
 
     backend: Backend
-    response: aiohttp.ClientResponse
+    response: UpstreamResponse
     attempts: int
     body: bytes | None = None
     reader: LineReader | None = None
@@ -206,9 +207,7 @@ class Router:
     ) -> UpstreamCall:
         backend.in_flight += 1
         try:
-            response = await backend.session.post(
-                backend.url(path), data=body, allow_redirects=False
-            )
+            response = await backend.pool.post(path, body)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             backend.in_flight -= 1
             if slot is not None:
@@ -244,7 +243,7 @@ class Router:
             raise
 
     @staticmethod
-    async def _refuse(response: aiohttp.ClientResponse) -> None:
+    async def _refuse(response: UpstreamResponse) -> None:
         status = response.status
         if status == 404:
             raise _Retryable("not_found")

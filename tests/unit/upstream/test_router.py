@@ -154,7 +154,7 @@ async def test_no_failover_once_the_first_line_is_in(
     try:
         while (line := await call.reader.next_line()) is not None:
             finished = finished or orjson.loads(line).get("done") is True
-    except (aiohttp.ClientError, orjson.JSONDecodeError, TruncatedStream):
+    except (OSError, orjson.JSONDecodeError, TruncatedStream):
         pass  # the cut, however it shows; the pipeline turns it into an error frame
     finally:
         call.abort()
