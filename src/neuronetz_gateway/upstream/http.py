@@ -58,18 +58,18 @@ class UpstreamResponse:
     """One answer on one connection. ``content`` is the response itself (``readany``)."""
 
     __slots__ = (
-        "status",
-        "_conn",
-        "_chunks",
         "_buffered",
-        "_head_done",
+        "_chunks",
         "_complete",
+        "_conn",
         "_error",
-        "_waiter",
         "_finished",
-        "_paused",
         "_got_bytes",
         "_head_bytes",
+        "_head_done",
+        "_paused",
+        "_waiter",
+        "status",
     )
 
     def __init__(self, conn: _Connection) -> None:
