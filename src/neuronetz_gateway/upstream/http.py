@@ -199,6 +199,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.response: UpstreamResponse | None = None
         self.closed = False
+        self.keep_alive = False
         self.idle_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol --------------------------------------------------------------
@@ -254,6 +255,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self.response is not None
+        # Asked here: llhttp forgets it once the callback returns.
+        self.keep_alive = self.parser.should_keep_alive()
         self.response._on_complete()
 
     # --- pool side ---------------------------------------------------------------------
@@ -264,8 +267,9 @@ class _Connection(asyncio.Protocol):
         return response
 
     def finish(self, *, reuse: bool) -> None:
-        keep = reuse and not self.closed and self.parser.should_keep_alive()
+        keep = reuse and not self.closed and self.keep_alive
         self.response = None
+        self.keep_alive = False
         if keep:
             self.pool._idle_push(self)
         else:
