@@ -68,6 +68,8 @@ class BackendSpec(BaseModel):
         for key, val in value.items():
             if not key or any(c in key + val for c in "\r\n\0"):
                 raise ValueError("header names and values must not contain CR, LF or NUL")
+            if any(c in key for c in ": \t"):
+                raise ValueError(f"header name {key!r} must not contain ':' or whitespace")
             if key.lower() in {"host", "content-length", "transfer-encoding", "connection"}:
                 raise ValueError(f"header {key!r} is managed by the gateway")
         return value

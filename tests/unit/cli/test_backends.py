@@ -80,6 +80,8 @@ def test_plain_values_need_no_escapes() -> None:
         ('[{"name":"a","url":"http://a"},{"name":"a","url":"http://b"}]', "appears twice"),
         ('[{"name":"a b","url":"http://a"}]', "backend names use letters"),
         ('[{"name":"a","url":"http://a","tokn":"x"}]', "0.tokn: Extra inputs"),
+        ('[{"name":"a","url":"http://a","headers":{"X:Y":"1"}}]', "must not contain ':'"),
+        ('[{"name":"a","url":"http://a","headers":{"X Y":"1"}}]', "or whitespace"),
     ],
 )
 def test_parse_errors_are_one_line(raw: str, message: str) -> None:
