@@ -33,7 +33,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Plan, bool]:
     )
     parser.add_argument("--modes", choices=sorted(MODES), default="both")
     parser.add_argument(
-        "--soak-seconds", type=float, help="soak length (full: 60; the target: 600)"
+        "--soak-seconds",
+        type=float,
+        help="soak length after a 60-s warm-up (full: 600, the target)",
     )
     parser.add_argument("--phase-seconds", type=float, help="length of each wrk phase")
     parser.add_argument("--hold-streams", type=int, help="concurrent slow streams (full: 2000)")

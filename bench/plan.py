@@ -19,8 +19,9 @@ class Plan:
     hold_chunks: int = 30
     hold_chunk_delay_s: float = 0.5
     flood_rate: float = 300.0
-    flood_s: float = 15.0
-    soak_s: float = 60.0
+    flood_s: float = 60.0
+    soak_s: float = 600.0  # target 6: ten minutes
+    soak_warmup_s: float = 60.0
     starts: int = 3
     quiesce_s: float = 60.0  # longest wait for the gateway to idle between scenarios
     profile: bool = True
@@ -41,6 +42,7 @@ class Plan:
             hold_chunk_delay_s=0.4,
             flood_s=2.0,
             soak_s=6.0,
+            soak_warmup_s=2.0,
             starts=1,
             quiesce_s=5.0,
             profile=False,

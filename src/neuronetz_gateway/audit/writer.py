@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -72,10 +73,23 @@ class AuditRow:
 _RECORD_FIELDS = tuple(f for f in AuditRow.__dataclass_fields__ if f != "prompt")
 
 
-_SQLITE_ROWS_PER_INSERT = 100
+# Statement sizes in rows: a batch is cut into these, so only five SQL texts (and five
+# prepared statements) ever exist. 20 columns x 400 rows = 8,000 bound values, within
+# SQLite's limit since 3.32 (32,766).
+_SQLITE_STATEMENT_ROWS = (400, 100, 25, 5, 1)
 
 
-@functools.lru_cache(maxsize=_SQLITE_ROWS_PER_INSERT)
+def _sqlite_chunks(count: int) -> list[tuple[int, int]]:
+    chunks: list[tuple[int, int]] = []
+    start = 0
+    for size in _SQLITE_STATEMENT_ROWS:
+        while count - start >= size:
+            chunks.append((start, start + size))
+            start += size
+    return chunks
+
+
+@functools.lru_cache(maxsize=len(_SQLITE_STATEMENT_ROWS))
 def _sqlite_insert(rows: int) -> str:
     # Only our own table and column names go into the text; values are bound parameters.
     one = "(" + ", ".join("?" for _ in _RECORD_FIELDS) + ")"
@@ -103,7 +117,7 @@ class AuditWriter:
         engine: AsyncEngine,
         *,
         capacity: int,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         idle_flush_s: float = 0.1,
         shutdown_grace_s: float = 10.0,
     ) -> None:
@@ -134,14 +148,21 @@ class AuditWriter:
 
     async def _loop(self) -> None:
         backoff = 0.05
+        loop = asyncio.get_running_loop()
+        last_flush = -math.inf
         while True:
             if not self._rows:
                 self._wake.clear()
                 await self._wake.wait()
+            # Let a batch gather: each write has a fixed cost of a few milliseconds of CPU
+            # (transaction, driver round trips), so fewer, larger batches are cheaper. A
+            # flush starts at most every ``idle_flush_s``, but at once when the last one
+            # took that long already: under load the writer never sleeps while behind.
             if len(self._rows) < self._batch:
-                # Let a batch gather: each write has a fixed cost of a few milliseconds of
-                # CPU (transaction, driver round trips), so fewer, larger batches are cheaper.
-                await asyncio.sleep(self._idle)
+                pause = self._idle - (loop.time() - last_flush)
+                if pause > 0:
+                    await asyncio.sleep(pause)
+            last_flush = loop.time()
             try:
                 await self.flush_once()
                 backoff = 0.05
@@ -178,8 +199,8 @@ class AuditWriter:
             if conn.dialect.name == "sqlite":
                 # Multi-row INSERTs: aiosqlite's executemany hands the GIL back and forth
                 # once per row, which throttled the writer to ~1,300 rows/s under load.
-                for start in range(0, len(batch), _SQLITE_ROWS_PER_INSERT):
-                    chunk = batch[start : start + _SQLITE_ROWS_PER_INSERT]
+                for start, end in _sqlite_chunks(len(batch)):
+                    chunk = batch[start:end]
                     await conn.exec_driver_sql(_sqlite_insert(len(chunk)), _sqlite_params(chunk))
             else:
                 # Core inserts: the ORM's unit of work costs ~2.5x the CPU per row.
