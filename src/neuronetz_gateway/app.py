@@ -4,6 +4,7 @@ every engine, client and background task, kept on one typed ``GatewayState``."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -307,6 +308,11 @@ def create_app(settings: Settings, *, state: GatewayState | None = None) -> Fast
         gw.watcher.start()
         gw.audit.start()
         gw.retention.start()
+        # Everything built so far (modules, app, state) lives as long as the process: out
+        # of the collector's sight, a full collection scans only what requests create
+        # (measured: full collections over the startup heap were the c=32 p99 stalls).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
