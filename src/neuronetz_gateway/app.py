@@ -231,7 +231,7 @@ def build_scheduler(settings: Settings, backends: list[Backend], metrics: Metric
 
 
 def _surface_of(request: Request) -> str:
-    path = request.url.path
+    path: str = request.scope["path"]  # not request.url: that parses the whole URL
     return "openai" if path.startswith("/v1/") else "native"
 
 

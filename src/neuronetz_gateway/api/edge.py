@@ -124,7 +124,8 @@ class Edge:
             client_ip=client_ip(peer, forwarded, state.settings.gateway_trusted_proxies),
             surface=surface,
             method=scope["method"],
-            path=recorded_path(raw_path),
+            # An exact route is a clean constant; anything else is decoded and blanked.
+            path=raw_path if kind == "route" else recorded_path(raw_path),
         )
         scope.setdefault("state", {})["nz"] = ctx
         status = 0

@@ -120,6 +120,7 @@ class Pipeline:
         try:
             body = orjson.dumps(call.payload)
             upstream = await unless_disconnected(
+                request.scope,
                 request.receive,
                 self.router.call(
                     backends,

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from neuronetz_gateway.server.protocol import DISCONNECT_SIGNAL, DisconnectSignal
+
 T = TypeVar("T")
 
 
@@ -28,23 +30,34 @@ class ClientGone(Exception):
     """The client disconnected before the answer was ready."""
 
 
-async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
+async def unless_disconnected(scope: Scope, receive: Receive, work: Awaitable[T]) -> T:
     """Run ``work``; if the client disconnects first, cancel it and raise ``ClientGone``.
 
-    ``work`` runs in the calling task (one helper task watches the connection), so a
-    request pays for one task, not two."""
+    ``work`` runs in the calling task. The gateway's server protocol signals a lost
+    connection directly (``DisconnectSignal`` in the scope); under another server, one
+    helper task watches ``receive``."""
     current = asyncio.current_task()
     assert current is not None
-    watch = asyncio.ensure_future(wait_for_disconnect(receive))
     gone = False
 
-    def on_disconnect(task: asyncio.Future[None]) -> None:
+    def on_disconnect() -> None:
         nonlocal gone
-        if not task.cancelled() and task.exception() is None:
-            gone = True
-            current.cancel()
+        gone = True
+        current.cancel()
 
-    watch.add_done_callback(on_disconnect)
+    signal: DisconnectSignal | None = scope.get(DISCONNECT_SIGNAL)
+    watch: asyncio.Future[None] | None = None
+    if signal is not None:
+        if not signal.add(on_disconnect):
+            raise ClientGone()
+    else:
+        watch = asyncio.ensure_future(wait_for_disconnect(receive))
+
+        def on_watch(task: asyncio.Future[None]) -> None:
+            if not task.cancelled() and task.exception() is None:
+                on_disconnect()
+
+        watch.add_done_callback(on_watch)
     try:
         return await work
     except asyncio.CancelledError:
@@ -53,8 +66,10 @@ async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
             raise ClientGone() from None
         raise
     finally:
-        watch.remove_done_callback(on_disconnect)
-        watch.cancel()
+        if signal is not None:
+            signal.discard(on_disconnect)
+        elif watch is not None:
+            watch.cancel()
 
 
 class StreamResponse(Response):

@@ -25,6 +25,7 @@ Contract of ``DeadlineHttpToolsProtocol``:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +37,44 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.server import ServerState
 
+DISCONNECT_SIGNAL = "nz.disconnect"  # scope key of the connection's ``DisconnectSignal``
+
 HEADER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 30.0
 
 _TIMEOUT_BODY = b"request header timeout"
+
+
+class DisconnectSignal:
+    """Callbacks run once when the client's connection is lost.
+
+    A request that waits on something else (the backend) learns of its client leaving
+    without a task of its own listening on ``receive``: the protocol tells it directly."""
+
+    __slots__ = ("_callbacks", "lost")
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[], None]] = []
+        self.lost = False
+
+    def add(self, callback: Callable[[], None]) -> bool:
+        """Register ``callback``; False (not registered) if the connection is already lost."""
+        if self.lost:
+            return False
+        self._callbacks.append(callback)
+        return True
+
+    def discard(self, callback: Callable[[], None]) -> None:
+        try:
+            self._callbacks.remove(callback)
+        except ValueError:
+            pass
+
+    def fire(self) -> None:
+        self.lost = True
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
 
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
@@ -60,6 +95,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self.body_timeout_s = body_timeout_s
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self.disconnect = DisconnectSignal()
 
     # --- connection -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -70,6 +106,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_head()
         self._cancel_body()
         super().connection_lost(exc)
+        self.disconnect.fire()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -92,6 +129,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._cancel_head()
+        self.scope[DISCONNECT_SIGNAL] = self.disconnect  # type: ignore[literal-required]
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
