@@ -39,9 +39,12 @@ async def unless_disconnected(scope: Scope, receive: Receive, work: Awaitable[T]
     current = asyncio.current_task()
     assert current is not None
     gone = False
+    finished = False
 
     def on_disconnect() -> None:
         nonlocal gone
+        if finished:  # a late callback must not cancel what the task does next
+            return
         gone = True
         current.cancel()
 
@@ -66,6 +69,7 @@ async def unless_disconnected(scope: Scope, receive: Receive, work: Awaitable[T]
             raise ClientGone() from None
         raise
     finally:
+        finished = True
         if signal is not None:
             signal.discard(on_disconnect)
         elif watch is not None:
