@@ -14,7 +14,7 @@ class TruncatedStream(Exception):
 
 
 class LineReader:
-    __slots__ = ("_content", "_max", "_partial", "_partial_len", "_ready")
+    __slots__ = ("_content", "_max", "_partial", "_partial_len", "_ready", "_too_long")
 
     def __init__(self, content: aiohttp.StreamReader, max_line: int) -> None:
         self._content = content
@@ -22,6 +22,7 @@ class LineReader:
         self._partial: list[bytes] = []  # the pieces of a line whose newline has not come
         self._partial_len = 0
         self._ready: list[bytes] = []  # complete lines not handed out yet
+        self._too_long = False  # a complete line past the bound came in: refuse it next
 
     async def next_line(self) -> bytes | None:
         """The next non-empty line without its newline; None at a clean end of stream."""
@@ -42,6 +43,8 @@ class LineReader:
         if self._ready:
             return self.buffered_lines()
         while True:
+            if self._partial_len > self._max or self._too_long:
+                raise TruncatedStream("line too long")
             chunk = await self._content.readany()
             if not chunk:
                 rest = b"".join(self._partial)
@@ -58,8 +61,6 @@ class LineReader:
         if chunk.rfind(b"\n") < 0:
             self._partial.append(chunk)
             self._partial_len += len(chunk)
-            if self._partial_len > self._max:
-                raise TruncatedStream("line too long")
             return []
         if self._partial:
             self._partial.append(chunk)
@@ -69,11 +70,14 @@ class LineReader:
         lines = chunk.split(b"\n")
         tail = lines.pop()
         if tail:
-            if len(tail) > self._max:
-                raise TruncatedStream("line too long")
             self._partial.append(tail)
             self._partial_len = len(tail)
-        if len(chunk) > self._max and any(len(line) > self._max for line in lines):
-            raise TruncatedStream("line too long")
+        if len(chunk) > self._max:
+            for index, line in enumerate(lines):
+                if len(line) > self._max:
+                    # The lines before it are handed out; the next call refuses the stream.
+                    del lines[index:]
+                    self._too_long = True
+                    break
         # Whitespace-only lines (a blank line, a stray CR) carry no frame.
         return [line for line in lines if line and not line.isspace()]
