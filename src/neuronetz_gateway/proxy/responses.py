@@ -80,20 +80,36 @@ class StreamResponse(Response):
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pump = asyncio.ensure_future(self._pump(send))
+        # The chunks are pumped in the calling task; one helper task watches the
+        # connection and cancels the pump the moment the client leaves.
+        current = asyncio.current_task()
+        assert current is not None
         watch = asyncio.ensure_future(wait_for_disconnect(receive))
+        pumping = True
+        gone = False
+
+        def on_disconnect(task: asyncio.Future[None]) -> None:
+            nonlocal gone
+            # A callback already scheduled when the pump ends must not cancel what follows.
+            if pumping and not task.cancelled() and task.exception() is None:
+                gone = True
+                current.cancel()
+
+        watch.add_done_callback(on_disconnect)
         try:
-            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watch.cancel()
-            if not pump.done():
-                pump.cancel()
             try:
-                await pump
-            except (asyncio.CancelledError, OSError):
-                pass
+                await self._pump(send)
             finally:
-                await self._chunks.aclose()
+                pumping = False
+                watch.remove_done_callback(on_disconnect)
+                watch.cancel()
+                await self._chunks.aclose()  # the upstream is closed and settled by now
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            current.uncancel()
+        except OSError:
+            pass
 
     async def _pump(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
