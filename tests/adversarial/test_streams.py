@@ -60,9 +60,17 @@ SCRIPTS: dict[str, Script] = {
     "1 MB line": Script([chunk("x" * 1_000_000), DONE]),
     "17 MB first line": Script([chunk("y" * 17_000_000)]),
     "17 MB line after a chunk": Script([chunk("a"), chunk("y" * 17_000_000)]),
+    # The gateway answers each upstream read at once; every line of it is still checked.
+    "many frames in one write": Script([chunk("a") + chunk("b") + chunk("c") + DONE]),
+    "error frame inside one write": Script(
+        [chunk("a"), chunk("b") + b'{"error":"panic at /usr/lib/ollama"}\n' + chunk("x") + DONE]
+    ),
+    "cut line inside one write": Script([chunk("a") + chunk("b")[:25] + b"\n" + DONE]),
+    "done then garbage in one write": Script([chunk("a") + DONE + b"garbage{\n" + chunk("forged")]),
 }
 CLEAN = {"clean", "CRLF line ends", "blank lines", "one line in 1-byte parts", "1 MB line",
-         "frames after done"}  # fmt: skip
+         "frames after done", "many frames in one write",
+         "done then garbage in one write"}  # fmt: skip
 
 
 @dataclass

@@ -11,6 +11,7 @@ class NativeAdapter:
     """Forwards each validated upstream line as it arrives (no buffering)."""
 
     media_type = "application/x-ndjson"
+    passthrough = True
 
     def whole(self, native: dict[str, Any], raw: bytes) -> bytes:
         return raw

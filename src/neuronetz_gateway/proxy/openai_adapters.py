@@ -26,6 +26,7 @@ class _SseAdapter:
     """Whole responses and SSE streams for one completion, through a stream translator."""
 
     media_type = "text/event-stream"
+    passthrough = False
     prefix: str
     translator: type[ChatStreamTranslator] | type[CompletionStreamTranslator]
     to_whole: Callable[..., Mapping[str, Any]]
@@ -67,6 +68,7 @@ class CompletionAdapter(_SseAdapter):
 
 class EmbeddingsAdapter:
     media_type = "application/json"
+    passthrough = False
 
     def __init__(self, model: str, encoding_format: Literal["float", "base64"]) -> None:
         self.model = model

@@ -45,6 +45,9 @@ class ResponseAdapter(Protocol):
     """Shapes upstream output for one API surface."""
 
     media_type: str
+    # True when ``feed`` returns the upstream line unchanged (plus its newline): the
+    # pipeline then forwards the line itself and never calls ``feed``.
+    passthrough: bool
 
     def whole(self, native: dict[str, Any], raw: bytes) -> bytes: ...
 
@@ -200,42 +203,62 @@ class Pipeline:
         reservation: Reservation,
         prompt_estimate: int,
     ) -> AsyncGenerator[bytes, None]:
+        """Every line of one upstream read is validated and shaped, and the frames of the
+        whole read go to the client as one chunk: one write per read, not per line."""
         reader = upstream.reader
         assert reader is not None
         delivered = 0
         final: dict[str, Any] | None = None
-        collect = ctx.collect_response()
-        if collect:
-            ctx.response_parts = []
+        parts: list[str] | None = None
+        if ctx.collect_response():
+            ctx.response_parts = parts = []
+        passthrough = adapter.passthrough
+        feed = adapter.feed
+        loads = orjson.loads
+        out: list[bytes] = []
         clean = False
         try:
-            line = upstream.first_line
-            while line is not None:
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    raise TruncatedStream("not JSON") from None
-                if not isinstance(obj, dict) or "error" in obj:
-                    raise TruncatedStream("upstream error frame")
-                if obj.get("done") is True:
-                    final = obj
-                else:
-                    delivered += 1
-                    if collect and ctx.response_parts is not None:
-                        ctx.response_parts.append(_response_text(obj))
-                frames = adapter.feed(obj, line)
-                if frames:
-                    if ctx.first_byte is None:
-                        ctx.first_byte = time.perf_counter()
-                    for frame in frames:
-                        yield frame
+            first = upstream.first_line
+            lines = [] if first is None else [first, *reader.buffered_lines()]
+            while lines:
+                for line in lines:
+                    try:
+                        obj = loads(line)
+                    except orjson.JSONDecodeError:
+                        raise TruncatedStream("not JSON") from None
+                    if not isinstance(obj, dict) or "error" in obj:
+                        raise TruncatedStream("upstream error frame")
+                    if obj.get("done") is True:
+                        final = obj
+                    else:
+                        delivered += 1
+                        if parts is not None:
+                            parts.append(_response_text(obj))
+                    if passthrough:
+                        out.append(line)
+                        out.append(b"\n")
+                    else:
+                        out += feed(obj, line)
+                    if final is not None:
+                        break  # whatever follows the final frame is never sent
                 if final is not None:
                     break
-                line = await reader.next_line()
+                if out:
+                    if ctx.first_byte is None:
+                        ctx.first_byte = time.perf_counter()
+                    body = b"".join(out)
+                    out.clear()
+                    yield body
+                lines = await reader.next_lines()
             if final is None:
                 raise TruncatedStream("stream ended without a final frame")
-            for frame in adapter.finish():
-                yield frame
+            out += adapter.finish()
+            if out:
+                if ctx.first_byte is None:
+                    ctx.first_byte = time.perf_counter()
+                body = b"".join(out)
+                out.clear()
+                yield body
             clean = True
         except (TimeoutError, aiohttp.ClientError, TruncatedStream, OSError) as exc:
             ctx.error_class = "upstream_stream_broken"
@@ -245,10 +268,13 @@ class Pipeline:
                 backend=ctx.backend,
                 error=type(exc).__name__,
             )
-            yield adapter.error_frame(STREAM_FAILED)
+            # The good frames of the read that held the bad line go first, in one write.
+            out.append(adapter.error_frame(STREAM_FAILED))
+            yield b"".join(out)
         except GatewayError as exc:
             ctx.error_class = exc.code
-            yield adapter.error_frame(exc.message)
+            out.append(adapter.error_frame(exc.message))
+            yield b"".join(out)
         finally:
             if final is not None:
                 ctx.tokens_in, ctx.tokens_out = tokens_of(final)

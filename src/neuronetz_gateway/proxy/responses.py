@@ -99,20 +99,14 @@ class StreamResponse(Response):
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pump = asyncio.ensure_future(self._pump(send))
-        watch = asyncio.ensure_future(wait_for_disconnect(receive))
+        # The chunks are pumped in the calling task, cancelled the moment the client
+        # leaves (``unless_disconnected``); the generator then closes and settles.
         try:
-            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+            await unless_disconnected(scope, receive, self._pump(send))
+        except (ClientGone, OSError):
+            pass
         finally:
-            watch.cancel()
-            if not pump.done():
-                pump.cancel()
-            try:
-                await pump
-            except (asyncio.CancelledError, OSError):
-                pass
-            finally:
-                await self._chunks.aclose()
+            await self._chunks.aclose()
 
     async def _pump(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})

@@ -14,7 +14,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 import orjson
 
 from neuronetz_gateway.translate.logprobs import TokenLogprob, chat_logprobs
-from neuronetz_gateway.translate.sse import StreamTranslator, sse_frame
+from neuronetz_gateway.translate.sse import StreamTranslator, sse_frame, sse_frame_head
 from neuronetz_gateway.translate.usage import UsageBody, usage_body, usage_from_native
 
 FinishReason = Literal["stop", "length", "tool_calls"]
@@ -170,6 +170,9 @@ def chat_response_from_native(
     }
 
 
+_PLAIN_TAIL = b'},"finish_reason":null,"logprobs":null}]}\n\n'
+
+
 class ChatStreamTranslator(StreamTranslator):
     """Native ``/api/chat`` NDJSON chunks → ``chat.completion.chunk`` SSE frames.
 
@@ -182,6 +185,15 @@ class ChatStreamTranslator(StreamTranslator):
     def __init__(self, model: str, completion_id: str, created: int, include_usage: bool) -> None:
         super().__init__(model, completion_id, created, include_usage)
         self._tool_call_count = 0
+        self._content_head = sse_frame_head(
+            {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+            },
+            b'"choices":[{"index":0,"delta":{"content":',
+        )
 
     def _chunk(
         self,
@@ -204,6 +216,19 @@ class ChatStreamTranslator(StreamTranslator):
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def _content_frames(self, native_chunk: Mapping[str, Any]) -> list[bytes]:
+        message = native_chunk.get("message")
+        if (
+            isinstance(message, dict)
+            and not message.get("thinking")
+            and not message.get("tool_calls")
+            and not native_chunk.get("logprobs")
+        ):
+            # Almost every chunk: plain text. Same bytes as ``_chunk({"content": ...})``.
+            content = message.get("content")
+            if isinstance(content, str):
+                if not content:
+                    return []
+                return [b"".join((self._content_head, orjson.dumps(content), _PLAIN_TAIL))]
         message = _message(native_chunk)
         deltas: list[ChatDelta] = []
         thinking = _text(message, "thinking")

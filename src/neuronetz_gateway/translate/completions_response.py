@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, NotRequired, TypedDict
 
+import orjson
+
 from neuronetz_gateway.translate.logprobs import CompletionLogprobs, completion_logprobs
-from neuronetz_gateway.translate.sse import StreamTranslator, sse_frame
+from neuronetz_gateway.translate.sse import StreamTranslator, sse_frame, sse_frame_head
 from neuronetz_gateway.translate.usage import UsageBody, usage_body, usage_from_native
 
 CompletionFinishReason = Literal["stop", "length"]
@@ -73,6 +75,9 @@ def completion_response_from_native(
     }
 
 
+_PLAIN_TAIL = b',"index":0,"finish_reason":null,"logprobs":null}]}\n\n'
+
+
 class CompletionStreamTranslator(StreamTranslator):
     """Native ``/api/generate`` NDJSON chunks → ``text_completion`` SSE frames.
 
@@ -83,6 +88,10 @@ class CompletionStreamTranslator(StreamTranslator):
     def __init__(self, model: str, completion_id: str, created: int, include_usage: bool) -> None:
         super().__init__(model, completion_id, created, include_usage)
         self._text_offset = 0
+        self._text_head = sse_frame_head(
+            {"id": completion_id, "object": "text_completion", "created": created, "model": model},
+            b'"choices":[{"text":',
+        )
 
     def _chunk(self, choices: list[CompletionChoice]) -> TextCompletion:
         return {
@@ -94,6 +103,16 @@ class CompletionStreamTranslator(StreamTranslator):
         }
 
     def _content_frames(self, native_chunk: Mapping[str, Any]) -> list[bytes]:
+        text = native_chunk.get("response")
+        if (
+            isinstance(text, str)
+            and not native_chunk.get("thinking")
+            and not native_chunk.get("logprobs")
+        ):
+            # Almost every chunk: plain text. Same bytes as ``_chunk([_choice(...)])``.
+            if not text:
+                return []
+            return [b"".join((self._text_head, orjson.dumps(text), _PLAIN_TAIL))]
         choice = _choice(native_chunk, None, self._text_offset)
         if not (choice["text"] or choice.get("reasoning") or choice["logprobs"]):
             return []

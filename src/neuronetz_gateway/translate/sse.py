@@ -25,6 +25,12 @@ def sse_frame(payload: Mapping[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
+def sse_frame_head(fields: Mapping[str, Any], rest: bytes) -> bytes:
+    """``data: {<fields>,<rest>``: the constant start of every frame of one stream, so
+    a frame costs one ``orjson.dumps`` of its only changing value and a join."""
+    return b"data: " + orjson.dumps(fields)[:-1] + b"," + rest
+
+
 def sse_error_frame(message: str, type_: str = "api_error", code: str | None = None) -> bytes:
     """An in-stream error, which the ``openai`` SDK raises as ``APIError``."""
     error: OpenAIError = {"message": message, "type": type_, "param": None, "code": code}
@@ -62,8 +68,9 @@ class StreamTranslator(ABC):
             return []
         if native_chunk.get("error") is not None:
             return [self.error_frame(UPSTREAM_FAILED, code="upstream_error")]
-        frames = self._start()
-        frames.extend(self._content_frames(native_chunk))
+        frames = self._content_frames(native_chunk)
+        if not self._started:
+            frames[:0] = self._start()
         if native_chunk.get("done") is True:
             self.done = True
             self.usage = usage_from_native(native_chunk)

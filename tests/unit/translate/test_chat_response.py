@@ -409,3 +409,52 @@ def test_stream_logprobs_ride_on_the_content_chunk() -> None:
         {"content": [{"token": "Hi", "logprob": -0.5, "bytes": None, "top_logprobs": []}]},
         None,
     ]
+
+
+AWKWARD_TEXT = ['a"b\\c', "line\nbreak", "data: [DONE]\n\n", "\u2028\u2029", "é😀\x00", "}]}\n"]
+
+
+@pytest.mark.parametrize("text", AWKWARD_TEXT)
+def test_plain_content_frames_are_the_bytes_of_the_whole_chunk(text: str) -> None:
+    """Plain-text chunks are rendered from a precomputed head; the bytes must be those
+    of the whole chunk rendered by ``orjson``, whatever the model name and text hold."""
+    model = 'we"ird\\model\u2028é'
+    translator = ChatStreamTranslator(model, 'chatcmpl-"x', CREATED, include_usage=False)
+    frames = translator.feed(native({"content": "a"}))[1:] + translator.feed(
+        native({"content": text})
+    )
+    expected = [
+        b"data: "
+        + orjson.dumps(
+            {
+                "id": 'chatcmpl-"x',
+                "object": "chat.completion.chunk",
+                "created": CREATED,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": content},
+                        "finish_reason": None,
+                        "logprobs": None,
+                    }
+                ],
+            }
+        )
+        + b"\n\n"
+        for content in ("a", text)
+    ]
+    assert frames == expected
+    assert [payloads([f, b""])[0]["choices"][0]["delta"]["content"] for f in frames] == ["a", text]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [{"content": 5}, {"content": "x", "thinking": 7}, {"content": "x", "tool_calls": "no"}],
+)
+def test_odd_chunks_take_the_general_path(message: dict[str, Any]) -> None:
+    translator = ChatStreamTranslator("m", "chatcmpl-1", CREATED, include_usage=False)
+    frames = translator.feed(native(message))[1:]
+    assert [p["choices"][0]["delta"] for p in payloads([*frames, b""])] == (
+        [] if message["content"] == 5 else [{"content": "x"}]
+    )

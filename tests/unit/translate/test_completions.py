@@ -244,3 +244,35 @@ def test_error_frame_ends_the_stream() -> None:
     assert translator.feed({"error": "CUDA out of memory"})[0].startswith(b'data: {"error":')
     assert translator.failed
     assert translator.finish() == []
+
+
+@pytest.mark.parametrize("text", ['a"b\\c', "line\nbreak", "data: [DONE]\n\n", "\u2028é😀\x00"])
+def test_plain_text_frames_are_the_bytes_of_the_whole_chunk(text: str) -> None:
+    model = 'we"ird\\model\u2028é'
+    translator = CompletionStreamTranslator(model, 'cmpl-"x', CREATED, include_usage=False)
+    assert translator.feed(generate(text)) == [
+        b"data: "
+        + orjson.dumps(
+            {
+                "id": 'cmpl-"x',
+                "object": "text_completion",
+                "created": CREATED,
+                "model": model,
+                "choices": [{"text": text, "index": 0, "finish_reason": None, "logprobs": None}],
+            }
+        )
+        + b"\n\n"
+    ]
+    assert translator.feed({**generate("x"), "thinking": 3}) == [  # odd field: general path
+        b"data: "
+        + orjson.dumps(
+            {
+                "id": 'cmpl-"x',
+                "object": "text_completion",
+                "created": CREATED,
+                "model": model,
+                "choices": [{"text": "x", "index": 0, "finish_reason": None, "logprobs": None}],
+            }
+        )
+        + b"\n\n"
+    ]
