@@ -77,6 +77,77 @@ class DisconnectSignal:
             callback()
 
 
+class _HeadBuffer:
+    """Stands in for the transport while uvicorn writes a response head: keeps it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+
+class _HeadFirst:
+    """Stands in for the transport for a response's first body write: head + body in
+    one write. Everything else goes to the real transport."""
+
+    __slots__ = ("_head", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, head: bytes) -> None:
+        self._transport = transport
+        self._head = head
+
+    def write(self, data: bytes) -> None:
+        head, self._head = self._head, b""
+        self._transport.write(head + data if head else data)
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class CoalescingCycle(RequestResponseCycle):
+    """uvicorn's request cycle, writing a response's head together with its first body
+    message: one socket write (one system call) per whole response instead of two.
+    Every first body message writes (uvicorn writes even an empty body), except for HEAD
+    requests, which are left alone."""
+
+    _pending_head: bytes | None = None
+
+    async def send(self, message: Any) -> None:
+        kind = message["type"]
+        # HEAD answers have no body message that writes: their head goes out at once.
+        if (
+            kind == "http.response.start"
+            and not self.response_started
+            and self.scope["method"] != "HEAD"
+        ):
+            transport = self.transport
+            buffer = _HeadBuffer()
+            self.transport = buffer  # type: ignore[assignment]
+            try:
+                await super().send(message)
+            finally:
+                self.transport = transport
+            self._pending_head = buffer.data
+            return
+        head = self._pending_head
+        if head is not None and kind == "http.response.body" and not self.disconnected:
+            self._pending_head = None
+            transport = self.transport
+            self.transport = _HeadFirst(transport, head)  # type: ignore[assignment]
+            try:
+                await super().send(message)
+            finally:
+                self.transport = transport
+            return
+        await super().send(message)
+
+
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` that enforces a head and a body deadline per request."""
 
@@ -130,7 +201,12 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._cancel_head()
         self.scope[DISCONNECT_SIGNAL] = self.disconnect  # type: ignore[literal-required]
+        previous = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not previous and type(cycle) is RequestResponseCycle:
+            # Created just now; its task has not run yet, so its class can still change.
+            cycle.__class__ = CoalescingCycle
 
     def on_message_complete(self) -> None:
         self._cancel_body()
