@@ -203,6 +203,7 @@ class ScriptClient:
         self._timeout_s = timeout_s
         self._connection: _Connection | None = None
         self._connecting: asyncio.Task[_Connection] | None = None
+        self._closed = False
 
     async def execute(self, *command: Arg) -> Any:
         """Send one command; return its reply or raise (see the module docstring)."""
@@ -227,6 +228,8 @@ class ScriptClient:
         return reply
 
     async def aclose(self) -> None:
+        """Close the connection; calls made after this fail with ``ConnectionError``."""
+        self._closed = True
         if self._connecting is not None:
             self._connecting.cancel()
             self._connecting = None
@@ -238,6 +241,8 @@ class ScriptClient:
     async def _connect(self) -> _Connection:
         # Concurrent callers share one attempt; a caller that is cancelled does not
         # cancel it for the others.
+        if self._closed:
+            raise RedisConnectionError("client closed")
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._open())
             self._connecting.add_done_callback(self._connected)

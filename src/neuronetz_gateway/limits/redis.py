@@ -108,8 +108,12 @@ class RedisLimitStore:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         key_prefix: str = "nz:lim:",
         clock: Callable[[], float] = time.time,
+        client: ScriptClient | None = None,
     ) -> None:
-        self._redis = ScriptClient(url, timeout_s=timeout_s)
+        """``client``: a connection shared with other users of ``url`` (the caller closes
+        it); by default the store opens its own with ``timeout_s``."""
+        self._owns_client = client is None
+        self._redis = client or ScriptClient(url, timeout_s=timeout_s)
         self._usage = usage
         self._lease_s = lease_s
         self._prefix = key_prefix
@@ -231,7 +235,8 @@ class RedisLimitStore:
         return True
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        if self._owns_client:
+            await self._redis.aclose()
 
     def _admitted(
         self,

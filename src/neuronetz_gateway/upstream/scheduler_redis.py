@@ -94,8 +94,12 @@ class RedisScheduler:
         lease_s: float = DEFAULT_LEASE_S,
         poll_s: float = DEFAULT_POLL_S,
         key_prefix: str = DEFAULT_PREFIX,
+        client: ScriptClient | None = None,
     ) -> None:
-        self._redis = ScriptClient(url, timeout_s=timeout_s)
+        # A shared ``client`` (e.g. the limit store's) batches both stores' calls into
+        # one write; its owner closes it.
+        self._owns_client = client is None
+        self._redis = client or ScriptClient(url, timeout_s=timeout_s)
         # Pub/sub idles between messages: no read timeout, a PING keeps it honest.
         self._channel_client: Redis = Redis.from_url(
             url,
@@ -186,7 +190,8 @@ class RedisScheduler:
         if self._background:  # releases still on their way to Redis
             await asyncio.wait(self._background, timeout=2 * self._timeout_s)
         await self._channel_client.aclose()
-        await self._redis.aclose()
+        if self._owns_client:
+            await self._redis.aclose()
 
     # --- waiting ---------------------------------------------------------------------------
 
