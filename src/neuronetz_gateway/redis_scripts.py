@@ -18,9 +18,11 @@ Failure contract (the stores turn each of these into ``ServiceUnavailable``):
       connection is dropped and every call in flight on it fails: their replies would
       come after the late one anyway.
     * ``redis.exceptions.ResponseError``: Redis answered with an error.
-A script may have run even if its call failed (as with any Redis client). Nothing is
+A call that has to connect first has one deadline for connecting and its answer. A
+script may have run even if its call failed (as with any Redis client). Nothing is
 retried, except a script unknown to Redis (``NOSCRIPT``), which is sent once more in full
-with ``EVAL``. The next call after a failure connects again: recovery needs no restart.
+with ``EVAL`` (a second round trip, with a deadline of its own). The next call after a
+failure connects again: recovery needs no restart.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import asyncio
 import hashlib
 import ssl
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final, cast
@@ -207,25 +209,33 @@ class ScriptClient:
 
     async def execute(self, *command: Arg) -> Any:
         """Send one command; return its reply or raise (see the module docstring)."""
-        connection = self._connection
-        if connection is None or connection.closed:
-            connection = await self._connect()
-        reply = await connection.send(_pack(command))
+        reply = await self._send(_pack(command))
         if isinstance(reply, ResponseError):
             raise reply
         return reply
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """``EVALSHA`` the script, or ``EVAL`` it when Redis does not know it yet."""
-        connection = self._connection
-        if connection is None or connection.closed:
-            connection = await self._connect()
-        reply = await connection.send(_pack(("EVALSHA", script.sha, len(keys), *keys, *args)))
+        reply = await self._send(_pack(("EVALSHA", script.sha, len(keys), *keys, *args)))
         if isinstance(reply, ResponseError):
             if not str(reply).startswith(_NOSCRIPT):
                 raise reply
             reply = await self.execute("EVAL", script.source, len(keys), *keys, *args)
         return reply
+
+    def _send(self, packed: bytes) -> Awaitable[Any]:
+        connection = self._connection
+        if connection is not None and not connection.closed:
+            return connection.send(packed)
+        return self._connect_and_send(packed)
+
+    async def _connect_and_send(self, packed: bytes) -> Any:
+        try:
+            async with asyncio.timeout(self._timeout_s):  # one deadline for both steps
+                connection = await self._connect()
+                return await connection.send(packed)
+        except TimeoutError as exc:
+            raise RedisTimeoutError(f"no answer from Redis within {self._timeout_s} s") from exc
 
     async def aclose(self) -> None:
         """Close the connection; calls made after this fail with ``ConnectionError``."""

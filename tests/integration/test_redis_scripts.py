@@ -132,13 +132,14 @@ def silent_server() -> Iterator[str]:
 
 
 async def test_a_server_that_never_answers_times_out(silent_server: str) -> None:
-    for url, error in ((silent_server, TimeoutError), (silent_server + "/2", ConnectionError)):
-        client = ScriptClient(url, timeout_s=0.2)  # "/2": the SELECT of the handshake hangs
+    for url in (silent_server, silent_server + "/2"):  # "/2": the handshake's SELECT hangs
+        client = ScriptClient(url, timeout_s=0.2)
         try:
             started = time.perf_counter()
-            with pytest.raises(error):
+            with pytest.raises((TimeoutError, ConnectionError)):
                 await client.execute("PING")
-            assert time.perf_counter() - started < 0.5
+            # One deadline for connecting and answering, not one for each.
+            assert time.perf_counter() - started < 0.35
         finally:
             await client.aclose()
 
