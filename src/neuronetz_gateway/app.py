@@ -3,7 +3,6 @@ every engine, client and background task, kept on one typed ``GatewayState``."""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -293,8 +292,8 @@ def create_app(settings: Settings, *, state: GatewayState | None = None) -> Fast
             await backend.start()
         await gw.watcher.poll_once()
         if settings.redis_url:
-            # Open a few pooled connections now, not in the first burst of traffic.
-            await asyncio.gather(*(gw.limits.ping() for _ in range(8)), return_exceptions=True)
+            # Open the Redis connection now, not in the first burst of traffic.
+            await gw.limits.ping()
         await gw.discovery.refresh()
         gw.discovery.start()
         await gw.scheduler.start()

@@ -6,16 +6,27 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 
 import pytest
 import redis
 import uvloop
 from redis.exceptions import ConnectionError, RedisError, ResponseError, TimeoutError
 
+from neuronetz_gateway.limits.base import Limits, Subject, SubjectKind
+from neuronetz_gateway.limits.redis import RedisLimitStore
 from neuronetz_gateway.redis_scripts import Script, ScriptClient
+from neuronetz_gateway.upstream.scheduler import SlotRequest
+from neuronetz_gateway.upstream.scheduler_redis import RedisScheduler
 from tests.fixtures.redis import RedisServer
+from tests.integration.scheduling.test_scheduler_contract import make_backends
 
 ECHO = Script.load("tests.integration", "echo.lua")
+
+
+class NoUsage:
+    async def spent_since(self, kind: SubjectKind, subject_id: int, since: datetime | None) -> int:
+        return 0
 
 
 @pytest.fixture
@@ -205,3 +216,28 @@ def test_runs_on_uvloop(redis_url: str, redis_server: RedisServer) -> None:
             await client.aclose()
 
     uvloop.run(scenario())
+
+
+async def test_the_stores_share_one_client_and_leave_it_to_its_owner(redis_url: str) -> None:
+    shared = ScriptClient(redis_url, timeout_s=2.0)
+    backends = make_backends(a=1)
+    before = connected_clients(redis_url)
+    limits = RedisLimitStore(redis_url, NoUsage(), client=shared)
+    scheduler = RedisScheduler(
+        redis_url, backends, default_timeout_s=2.0, max_depth_per_tenant=10, client=shared
+    )
+    await scheduler.start()
+    try:
+        reservation = await limits.admit("r1", [Subject("key", 1, Limits(concurrent=1))], 10)
+        slot = await scheduler.acquire(backends, SlotRequest(1, "a-corp"))
+        slot.release()
+        await limits.settle(reservation, 5)
+        # The scripts' connection and the scheduler's grant channel, nothing more.
+        assert connected_clients(redis_url) == before + 2
+    finally:
+        await scheduler.aclose()
+        await limits.aclose()
+    assert await shared.execute("PING") == "PONG"  # still open: its owner closes it
+    await shared.aclose()
+    with pytest.raises(ConnectionError):
+        await shared.execute("PING")
