@@ -3,7 +3,6 @@ every engine, client and background task, kept on one typed ``GatewayState``."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import inspect
 from collections.abc import AsyncIterator
@@ -49,6 +48,7 @@ from neuronetz_gateway.proxy.context import context_of
 from neuronetz_gateway.proxy.native import CallPolicy, model_name_key
 from neuronetz_gateway.proxy.pipeline import Pipeline
 from neuronetz_gateway.proxy.render import error_response
+from neuronetz_gateway.redis_scripts import ScriptClient
 from neuronetz_gateway.settings import Settings
 from neuronetz_gateway.upstream.backends import Backend, UpstreamTimeouts
 from neuronetz_gateway.upstream.breaker import CircuitBreaker
@@ -78,6 +78,8 @@ class GatewayState:
     retention: RetentionTask
     metrics: Metrics
     call_policy: CallPolicy
+    redis: ScriptClient | None = None
+    """The hot-path Redis connection the limit store and the scheduler share."""
     _models_cache: dict[tuple[int, int], list[dict[str, Any]]] = field(default_factory=dict)
 
     def effective_models(self, principal: Principal) -> list[dict[str, Any]]:
@@ -126,12 +128,15 @@ async def build_state(settings: Settings, *, migrate: bool = True) -> GatewaySta
     sessions = session_factory(engine)
     usage = SqlUsage(sessions)
     limits: LimitStore
+    redis: ScriptClient | None = None
     if settings.redis_url:
+        redis = ScriptClient(settings.redis_url, timeout_s=settings.redis_timeout_s)
         limits = RedisLimitStore(
             settings.redis_url,
             usage,
             timeout_s=settings.redis_timeout_s,
             lease_s=settings.ollama_read_timeout_s + 60,
+            client=redis,
         )
     else:
         limits = MemoryLimitStore(usage, lease_s=settings.ollama_read_timeout_s + 60)
@@ -179,7 +184,7 @@ async def build_state(settings: Settings, *, migrate: bool = True) -> GatewaySta
         ttl_s=settings.model_discovery_cache_ttl_s,
         routing_policy=settings.routing_policy,
     )
-    scheduler = build_scheduler(settings, backends, metrics)
+    scheduler = build_scheduler(settings, backends, metrics, redis)
     router = Router(
         breakers, observer=metrics, on_served=discovery.note_served, scheduler=scheduler
     )
@@ -206,10 +211,16 @@ async def build_state(settings: Settings, *, migrate: bool = True) -> GatewaySta
             keep_alive_min_s=settings.keep_alive_min_s,
             keep_alive_max_s=settings.keep_alive_max_s,
         ),
+        redis=redis,
     )
 
 
-def build_scheduler(settings: Settings, backends: list[Backend], metrics: Metrics) -> Scheduler:
+def build_scheduler(
+    settings: Settings,
+    backends: list[Backend],
+    metrics: Metrics,
+    redis: ScriptClient | None = None,
+) -> Scheduler:
     """Backend capacity and tenant queues: in Redis when scaled out, else in-process."""
     if settings.redis_url:
         return RedisScheduler(
@@ -220,6 +231,7 @@ def build_scheduler(settings: Settings, backends: list[Backend], metrics: Metric
             policy=settings.scheduling_policy,
             observer=metrics,
             timeout_s=settings.redis_timeout_s,
+            client=redis,
         )
     return MemoryScheduler(
         backends,
@@ -300,8 +312,8 @@ def create_app(settings: Settings, *, state: GatewayState | None = None) -> Fast
             await backend.start()
         await gw.watcher.poll_once()
         if settings.redis_url:
-            # Open a few pooled connections now, not in the first burst of traffic.
-            await asyncio.gather(*(gw.limits.ping() for _ in range(8)), return_exceptions=True)
+            # Open the Redis connection now, not in the first burst of traffic.
+            await gw.limits.ping()
         await gw.discovery.refresh()
         gw.discovery.start()
         await gw.scheduler.start()
@@ -324,6 +336,8 @@ def create_app(settings: Settings, *, state: GatewayState | None = None) -> Fast
             for backend in gw.backends:
                 await backend.close()
             await gw.limits.aclose()
+            if gw.redis is not None:
+                await gw.redis.aclose()
             await gw.engine.dispose()
 
     app = GatewayApp(

@@ -24,9 +24,10 @@ other processes' in-flight reservations are missing from a rebuilt counter, and 
 RPM/TPM windows (61 s of history) are not rebuilt: the only ways a loss can let more
 through than the limits.
 
-Fail closed: every Redis call runs under ``timeout_s`` with no client retries; any
-Redis error or timeout raises ``ServiceUnavailable``. The client reconnects by itself
-on the next call once Redis is back.
+Fail closed: every Redis call runs under ``timeout_s`` with no client retries (through
+the pipelined ``redis_scripts.ScriptClient``); any Redis error or timeout raises
+``ServiceUnavailable``. The client reconnects by itself on the next call once Redis is
+back.
 
 Key names hold only the kind, the numeric id and the period (``nz:lim:bud:key:7:d:20250131``);
 auth-failure keys hold a digest of the client address, never the address.
@@ -43,18 +44,14 @@ import math
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Final, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from ..errors import GatewayError, ServiceUnavailable
+from ..redis_scripts import Arg, Script, ScriptClient
 from .base import (
     DEFAULT_LEASE_S,
     TOTAL_BUDGET_RETRY_AFTER_S,
@@ -77,25 +74,12 @@ from .refusal import MESSAGES, Refusal
 from .windows import TokenBuckets
 
 DEFAULT_TIMEOUT_S: Final = 0.25
-DEFAULT_MAX_CONNECTIONS: Final = 64
 _WINDOW_TTL_MS: Final = 2 * WINDOW_S * 1000
 _DAY_TTL_MS: Final = 2 * 86_400_000
 _MONTH_TTL_MS: Final = 62 * 86_400_000
 _TOTAL_TTL_MS: Final = 30 * 86_400_000
 _SEED_ATTEMPTS: Final = 3
 _PERIODS: Final[tuple[BudgetPeriod, ...]] = ("day", "month", "total")
-
-
-@dataclass(frozen=True, slots=True)
-class _Script:
-    source: str
-    sha: str
-
-    @classmethod
-    def load(cls, name: str) -> _Script:
-        source = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-        sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-        return cls(source, sha)
 
 
 @dataclass(slots=True)
@@ -125,33 +109,24 @@ class RedisLimitStore:
         lease_s: float = DEFAULT_LEASE_S,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         key_prefix: str = "nz:lim:",
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         clock: Callable[[], float] = time.time,
+        client: ScriptClient | None = None,
     ) -> None:
-        # Blocking pool: a burst beyond the pool waits for a connection (within the
-        # timeout) instead of failing at once.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout_s,
-            decode_responses=True,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._redis: Redis = Redis(connection_pool=pool)
+        """``client``: a connection shared with other users of ``url`` (the caller closes
+        it); by default the store opens its own with ``timeout_s``."""
+        self._owns_client = client is None
+        self._redis = client or ScriptClient(url, timeout_s=timeout_s)
         self._usage = usage
         self._lease_s = lease_s
-        self._timeout_s = timeout_s
         self._prefix = key_prefix
         self._clock = clock
         self._periods = PeriodCache()
         self._rebuilds: Rebuilds[str] = Rebuilds()
         self._open: OrderedDict[str, _Open] = OrderedDict()
-        self._admit_lua = _Script.load("admit.lua")
-        self._settle_lua = _Script.load("settle.lua")
-        self._seed_lua = _Script.load("seed.lua")
-        self._auth_lua = _Script.load("auth_failure.lua")
+        self._admit_lua = Script.load(__package__, "admit.lua")
+        self._settle_lua = Script.load(__package__, "settle.lua")
+        self._seed_lua = Script.load(__package__, "seed.lua")
+        self._auth_lua = Script.load(__package__, "auth_failure.lua")
 
     async def admit(
         self,
@@ -238,11 +213,12 @@ class RedisLimitStore:
             return None
         if now is None:
             now = self._clock()
-        async with self._guard():
-            flat = await cast(
-                Awaitable[dict[str, str]], self._redis.hgetall(self._auth_key(client_ip))
-            )
-        buckets = TokenBuckets((int(second), int(count)) for second, count in flat.items())
+        try:
+            flat: list[str] = await self._redis.execute("HGETALL", self._auth_key(client_ip))
+        except RedisError as exc:
+            raise ServiceUnavailable("limit store unavailable") from exc
+        pairs = zip(flat[::2], flat[1::2], strict=True)
+        buckets = TokenBuckets((int(second), int(count)) for second, count in pairs)
         buckets.trim(now)
         return buckets.wait_for(1, limit_per_min, now)
 
@@ -255,14 +231,14 @@ class RedisLimitStore:
 
     async def ping(self) -> bool:
         try:
-            async with self._guard():
-                await self._redis.ping()
-        except ServiceUnavailable:
+            await self._redis.execute("PING")
+        except RedisError:
             return False
         return True
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        if self._owns_client:
+            await self._redis.aclose()
 
     def _admitted(
         self,
@@ -399,24 +375,14 @@ class RedisLimitStore:
         digest = hashlib.sha256(client_ip.encode()).hexdigest()[:32]
         return f"{self._prefix}auth:{digest}"
 
-    async def _eval(
-        self, script: _Script, keys: Sequence[str], args: Sequence[int | str]
-    ) -> list[Any]:
-        async with self._guard():
-            try:
-                reply = await self._redis.evalsha(script.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                reply = await self._redis.eval(script.source, len(keys), *keys, *args)
-        return cast(list[Any], reply)
-
-    @asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        """Bound a Redis call by the timeout and fail closed on any Redis trouble."""
+    async def _eval(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> list[Any]:
+        """Run a script; fail closed on any Redis trouble (the client bounds it by the
+        timeout)."""
         try:
-            async with asyncio.timeout(self._timeout_s):
-                yield
-        except (RedisError, OSError, TimeoutError) as exc:
+            reply = await self._redis.run(script, keys, args)
+        except RedisError as exc:
             raise ServiceUnavailable("limit store unavailable") from exc
+        return cast(list[Any], reply)
 
 
 def _limit_args(limits: Limits) -> list[int]:

@@ -32,23 +32,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
 import secrets
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Final
 
 import structlog
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from neuronetz_gateway.errors import ServiceUnavailable
+from neuronetz_gateway.redis_scripts import Script, ScriptClient
 from neuronetz_gateway.upstream.backends import Backend
 from neuronetz_gateway.upstream.scheduler import (
     HoldTimes,
@@ -66,17 +65,6 @@ log = structlog.get_logger("neuronetz.scheduler")
 DEFAULT_LEASE_S: Final = 15.0
 DEFAULT_POLL_S: Final = 0.5
 DEFAULT_PREFIX: Final = "{nz:sch}:"  # one hash tag: one cluster slot for every key
-
-
-@dataclass(frozen=True, slots=True)
-class _Script:
-    source: str
-    sha: str
-
-    @classmethod
-    def load(cls, name: str) -> _Script:
-        source = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-        return cls(source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
 
 
 @dataclass(eq=False, slots=True)
@@ -106,18 +94,12 @@ class RedisScheduler:
         lease_s: float = DEFAULT_LEASE_S,
         poll_s: float = DEFAULT_POLL_S,
         key_prefix: str = DEFAULT_PREFIX,
-        max_connections: int = 64,
+        client: ScriptClient | None = None,
     ) -> None:
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout_s,
-            decode_responses=True,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._redis: Redis = Redis(connection_pool=pool)
+        # A shared ``client`` (e.g. the limit store's) batches both stores' calls into
+        # one write; its owner closes it.
+        self._owns_client = client is None
+        self._redis = client or ScriptClient(url, timeout_s=timeout_s)
         # Pub/sub idles between messages: no read timeout, a PING keeps it honest.
         self._channel_client: Redis = Redis.from_url(
             url,
@@ -136,7 +118,7 @@ class RedisScheduler:
         self._poll_s = poll_s
         self._prefix = key_prefix
         self.instance = secrets.token_hex(8)
-        self._script = _Script.load("scheduler.lua")
+        self._script = Script.load(__package__, "scheduler.lua")
         self._held: dict[str, str] = {}  # ticket → backend
         self._held_count: Counter[str] = Counter()
         self._waiting: dict[str, _Waiter] = {}
@@ -208,7 +190,8 @@ class RedisScheduler:
         if self._background:  # releases still on their way to Redis
             await asyncio.wait(self._background, timeout=2 * self._timeout_s)
         await self._channel_client.aclose()
-        await self._redis.aclose()
+        if self._owns_client:
+            await self._redis.aclose()
 
     # --- waiting ---------------------------------------------------------------------------
 
@@ -371,17 +354,7 @@ class RedisScheduler:
             self.instance,
             *args,
         ]
-        async with self._guard():
-            try:
-                reply = await self._redis.evalsha(self._script.sha, 1, *keys, *argv)
-            except NoScriptError:
-                reply = await self._redis.eval(self._script.source, 1, *keys, *argv)
-        return reply
-
-    @contextlib.asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
         try:
-            async with asyncio.timeout(self._timeout_s):
-                yield
-        except (RedisError, OSError, TimeoutError) as exc:
+            return await self._redis.run(self._script, keys, argv)
+        except RedisError as exc:
             raise ServiceUnavailable("scheduler store unavailable") from exc
