@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 import structlog
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -174,6 +175,7 @@ class Pipeline:
         call: ModelCall,
     ) -> Response:
         used = 0
+        response: Response | None = None
         try:
             raw = upstream.body or b""
             try:
@@ -190,10 +192,19 @@ class Pipeline:
             out = adapter.whole(native, raw)
             if ctx.collect_response():
                 ctx.response_parts = [_response_text(native)]
-            return json_response(out, 200, headers)
+            response = json_response(out, 200, headers)
+            return response
         finally:
             upstream.release()
-            await self._settle(reservation, used)
+            if response is None or self.limits.in_process:
+                await self._settle(reservation, used)
+            else:
+                # A remote store's settlement goes out now, but the answer does not wait
+                # for its reply: it is awaited after the body is sent (a round trip less
+                # per request). On one connection the store sees it before any later
+                # admission of this process (docs/LIMITS.md, "Settlement").
+                settling = asyncio.ensure_future(self._settle(reservation, used))
+                response.background = BackgroundTask(_wait, settling)
 
     async def _stream(
         self,
@@ -288,6 +299,10 @@ class Pipeline:
             else:
                 upstream.abort()  # closes the upstream connection: Ollama stops generating
             await self._settle(reservation, ctx.tokens_in + ctx.tokens_out)
+
+
+async def _wait(task: asyncio.Future[None]) -> None:
+    await task
 
 
 def _response_text(native: dict[str, Any]) -> str:
