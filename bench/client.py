@@ -4,6 +4,7 @@ and the bad-key flood (what ``wrk`` cannot measure)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import secrets
 import string
 import time
@@ -215,14 +216,19 @@ async def bad_key_flood(
     requests = [
         head + f"Authorization: Bearer {bad_key()}\r\n\r\n".encode() + body for _ in range(total)
     ]
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    # Used first in, first out: a connection rests while the others serve, never for long.
+    idle: collections.deque[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = collections.deque()
     slots = asyncio.Semaphore(max_in_flight)
 
     async def exchange(request: bytes) -> str:
-        conn = idle.pop() if idle else None
-        if conn is None:
-            conn = await asyncio.open_connection(host, port, local_addr=(source_ip, 0))
-        reader, writer = conn
+        while idle:
+            reader, writer = idle.popleft()
+            if not reader.at_eof():  # the gateway closes connections idle for 15 s
+                break
+            writer.close()
+        else:
+            reader, writer = await asyncio.open_connection(host, port, local_addr=(source_ip, 0))
+        conn = (reader, writer)
         try:
             writer.write(request)
             answer_head = await reader.readuntil(b"\r\n\r\n")
