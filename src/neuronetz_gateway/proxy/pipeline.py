@@ -110,10 +110,18 @@ class Pipeline:
         if principal.log_prompts:
             ctx.prompt = call.prompt_log
         backends = self.candidates(principal, call.model)
-        reservation = await self.limits.admit(
-            ctx.request_id, principal.subjects, call.reserve_tokens
-        )
-        headers = quota_headers(reservation.quota)
+        admission: asyncio.Future[Reservation] | None = None
+        reservation: Reservation | None = None
+        if self.limits.in_process:
+            reservation = await self.limits.admit(
+                ctx.request_id, principal.subjects, call.reserve_tokens
+            )
+        else:
+            # A remote store: the admission and the backend slot are asked for in the same
+            # round trip; the router sends nothing upstream before the admission is in.
+            admission = asyncio.ensure_future(
+                self.limits.admit(ctx.request_id, principal.subjects, call.reserve_tokens)
+            )
         prompt_estimate = max(
             0, call.reserve_tokens - int(call.payload.get("options", {}).get("num_predict", 0))
         )
@@ -133,16 +141,25 @@ class Pipeline:
                     stream=call.stream,
                     model=call.model,
                     slot_request=slot_request,
+                    gate=admission,
                 ),
             )
         except BaseException as exc:
-            await self._settle(reservation, 0)
+            if admission is not None:
+                # The admission's own refusal comes first; an admitted request is released.
+                reservation = await _admitted(admission)
+            if reservation is not None:
+                await self._settle(reservation, 0)
             if isinstance(exc, UpstreamUnavailable):
                 ctx.attempts = exc.attempts
             if isinstance(exc, ClientGone):
                 ctx.error_class = "client_disconnected"
                 return Response(status_code=499)
             raise
+        if admission is not None:
+            reservation = admission.result()  # the router waited for it
+        assert reservation is not None
+        headers = quota_headers(reservation.quota)
         ctx.backend = upstream.backend.name
         ctx.attempts = upstream.attempts
         if not call.stream:
@@ -299,6 +316,17 @@ class Pipeline:
             else:
                 upstream.abort()  # closes the upstream connection: Ollama stops generating
             await self._settle(reservation, ctx.tokens_in + ctx.tokens_out)
+
+
+async def _admitted(admission: asyncio.Future[Reservation]) -> Reservation | None:
+    """The reservation of an admission that succeeded; its refusal if it was refused
+    (raised); None if it was cancelled."""
+    try:
+        return await asyncio.shield(admission)
+    except asyncio.CancelledError:
+        if admission.cancelled():
+            return None
+        raise  # cancelled again while waiting: an admission that lands expires by its lease
 
 
 async def _wait(task: asyncio.Future[None]) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -115,11 +115,14 @@ class Router:
         stream: bool,
         model: str | None = None,
         slot_request: SlotRequest | None = None,
+        gate: Awaitable[object] | None = None,
     ) -> UpstreamCall:
         """The first candidate (in the given order) that answers, before any byte is sent.
 
         ``model``, given for model calls, tells ``on_served`` what the backend now has
         loaded (warm routing). ``slot_request`` puts the call under the scheduler.
+        ``gate`` (the admission, running meanwhile) is awaited once the first slot is
+        held and before anything is sent: its error is raised, with the slot freed.
         """
         if not candidates:
             raise Forbidden("model not available", reason="model_forbidden")
@@ -136,6 +139,14 @@ class Router:
                     break
                 backend = slot.backend
                 pending.remove(backend)
+            if gate is not None:
+                try:
+                    await gate
+                except BaseException:
+                    if slot is not None:
+                        slot.release()
+                    raise
+                gate = None
             breaker = self.breakers[backend.name]
             if not breaker.allow():
                 if slot is not None:

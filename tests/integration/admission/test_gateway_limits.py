@@ -67,6 +67,8 @@ def test_barrier_burst_admits_exactly_the_limit(mode_gateway: RunningGateway) ->
     key = gw.admin.key("acme")
     statuses = asyncio.run(_burst(gw.url + "/api/chat", key, 30))
     assert statuses.count(200) == 7 and statuses.count(429) == 23
+    # In scale-out mode admission and slot run side by side: no refused one went upstream.
+    assert [p["path"] for p in gw.proxied()].count("/api/chat") == 7
 
 
 def test_budget_holds_under_concurrency(mode_gateway: RunningGateway) -> None:
@@ -79,6 +81,7 @@ def test_budget_holds_under_concurrency(mode_gateway: RunningGateway) -> None:
     body = {**CHAT, "options": {"num_predict": 100}}
     statuses = asyncio.run(_burst(gw.url + "/api/chat", key, 50, body))
     assert statuses.count(200) == 5 and statuses.count(429) == 45
+    assert [p["path"] for p in gw.proxied()].count("/api/chat") == 5
     gw.wait_audit_flushed()
     spent = gw.admin.query(
         lambda s: s.scalar(select(func.sum(RequestRecord.tokens_in + RequestRecord.tokens_out)))
