@@ -93,6 +93,7 @@ class Edge:
         self._render_error = render_error
         self._state: GatewayState | None = None
         self._id_header = b"x-request-id"
+        self._access_log = True
         self._ids = RequestIds()
 
     def _bind(self, scope: Scope) -> GatewayState:
@@ -100,6 +101,9 @@ class Edge:
         state: GatewayState = scope["app"].state.gateway
         self._state = state
         self._id_header = state.settings.gateway_request_id_header.lower().encode("latin-1")
+        # Below INFO the request line is dropped anyway; not calling the logger saves its
+        # lazy binding on every request.
+        self._access_log = state.settings.gateway_log_level in ("DEBUG", "INFO")
         return state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -182,6 +186,24 @@ class Edge:
         finally:
             self._finish(ctx, kind, raw_path, status or 499, audited)
 
+    @staticmethod
+    def _log_request(ctx: RequestContext, route: str, status: int, latency: float) -> None:
+        principal = ctx.principal
+        log.info(
+            "request",
+            request_id=ctx.request_id,
+            method=ctx.method,
+            route=route,
+            status=status,
+            ms=round(latency * 1000, 3),
+            tenant=principal.tenant_name if principal else None,
+            key=principal.key_prefix if principal else None,
+            model=ctx.model,
+            backend=ctx.backend,
+            tokens_in=ctx.tokens_in,
+            tokens_out=ctx.tokens_out,
+        )
+
     def _finish(
         self, ctx: RequestContext, kind: str, raw_path: str, status: int, audited: bool
     ) -> None:
@@ -199,26 +221,13 @@ class Edge:
             None if ctx.first_byte is None else ctx.first_byte - ctx.started,
         )
         if ctx.refusal is not None:
-            metrics.refusals.labels(ctx.refusal).inc()
+            metrics.refused(ctx.refusal)
         principal = ctx.principal
         if principal is not None and ctx.model is not None and (ctx.tokens_in or ctx.tokens_out):
             model_label = ctx.model if len(ctx.model) <= 128 else "other"
-            metrics.tokens.labels(principal.tenant_name, model_label, "in").inc(ctx.tokens_in)
-            metrics.tokens.labels(principal.tenant_name, model_label, "out").inc(ctx.tokens_out)
-        log.info(
-            "request",
-            request_id=ctx.request_id,
-            method=ctx.method,
-            route=route,
-            status=status,
-            ms=round(latency * 1000, 3),
-            tenant=principal.tenant_name if principal else None,
-            key=principal.key_prefix if principal else None,
-            model=ctx.model,
-            backend=ctx.backend,
-            tokens_in=ctx.tokens_in,
-            tokens_out=ctx.tokens_out,
-        )
+            metrics.count_tokens(principal.tenant_name, model_label, ctx.tokens_in, ctx.tokens_out)
+        if self._access_log:
+            self._log_request(ctx, route, status, latency)
         if not audited:
             return
         finished_at = ctx.started_at + timedelta(seconds=latency)

@@ -37,6 +37,8 @@ LATENCY_BUCKETS = (
 class Metrics(UpstreamObserver, SchedulerObserver):
     def __init__(self) -> None:
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._refusal_children: dict[str, Any] = {}
+        self._token_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -144,6 +146,27 @@ class Metrics(UpstreamObserver, SchedulerObserver):
         latency.observe(latency_s)
         if ttfb_s is not None:
             ttfb.observe(ttfb_s)
+
+    def refused(self, reason: str) -> None:
+        child = self._refusal_children.get(reason)
+        if child is None:
+            child = self.refusals.labels(reason)
+            if len(self._refusal_children) < 1_000:  # reasons are a fixed set of labels
+                self._refusal_children[reason] = child
+        child.inc()
+
+    def count_tokens(self, tenant: str, model: str, tokens_in: int, tokens_out: int) -> None:
+        key = (tenant, model)
+        children = self._token_children.get(key)
+        if children is None:
+            children = (
+                self.tokens.labels(tenant, model, "in"),
+                self.tokens.labels(tenant, model, "out"),
+            )
+            if len(self._token_children) < 10_000:  # bounded: tenants x models
+                self._token_children[key] = children
+        children[0].inc(tokens_in)
+        children[1].inc(tokens_out)
 
     def upstream_result(self, backend: str, outcome: str, seconds: float) -> None:
         self.upstream_latency.labels(backend, "ok" if outcome == "ok" else "error").observe(seconds)

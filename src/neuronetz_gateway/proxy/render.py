@@ -6,6 +6,7 @@ import orjson
 from starlette.responses import Response
 
 from neuronetz_gateway.errors import GatewayError
+from neuronetz_gateway.proxy.responses import JsonResponse
 from neuronetz_gateway.translate import openai_error_body
 
 
@@ -24,9 +25,4 @@ def error_response(surface: str, error: GatewayError, request_id: str) -> Respon
         # The OpenAI SDK retries 429 and 5xx; a refused request is never charged, so
         # retries are safe, but tell it not to hammer a store that is down.
         headers.setdefault("x-should-retry", "true" if error.status in (429, 502) else "false")
-    return Response(
-        content=error_body(surface, error, request_id),
-        status_code=error.status,
-        headers=headers,
-        media_type="application/json",
-    )
+    return JsonResponse(error_body(surface, error, request_id), error.status, headers)

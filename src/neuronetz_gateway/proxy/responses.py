@@ -8,8 +8,8 @@ response notices only at the next write, which may be a long way off).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -119,7 +119,25 @@ class StreamResponse(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def json_response(body: bytes, status: int, headers: dict[str, Any]) -> Response:
-    return Response(
-        content=body, status_code=status, headers=headers, media_type="application/json"
-    )
+class JsonResponse(Response):
+    """A JSON body with its headers encoded once, directly (Starlette's ``Response``
+    normalises a header mapping on every construction). ``headers`` must not carry
+    Content-Type or Content-Length."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status: int, headers: Mapping[str, str] | None = None) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        raw = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode("latin-1")),
+        ]
+        if headers:
+            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.raw_headers = raw
+
+
+def json_response(body: bytes, status: int, headers: Mapping[str, str]) -> Response:
+    return JsonResponse(body, status, headers)
