@@ -71,6 +71,7 @@ class AuditRow:
 
 
 _RECORD_FIELDS = tuple(f for f in AuditRow.__dataclass_fields__ if f != "prompt")
+# ``_sqlite_row`` lists the values in this order (tests/unit/audit checks it).
 
 
 # Statement sizes in rows: a batch is cut into these, so only five SQL texts (and five
@@ -97,18 +98,46 @@ def _sqlite_insert(rows: int) -> str:
     return head + ", ".join(one for _ in range(rows))
 
 
-def _sqlite_value(value: Any) -> Any:
-    # The forms SQLAlchemy's SQLite dialect stores (naive UTC text, 0/1), so the ORM
-    # reads these rows back exactly like the ones it wrote itself.
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, bool):
-        return int(value)
-    return value
+def _sqlite_time(value: datetime) -> str:
+    # The form SQLAlchemy's SQLite dialect stores (naive UTC text), so the ORM reads these
+    # rows back exactly like the ones it wrote itself.
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S.%f}"
+
+
+def _sqlite_row(r: AuditRow) -> tuple[Any, ...]:
+    """One row's values in ``_RECORD_FIELDS`` order, in SQLite's stored forms."""
+    return (
+        r.request_id,
+        _sqlite_time(r.started_at),
+        _sqlite_time(r.finished_at),
+        r.tenant_id,
+        r.key_id,
+        r.key_prefix,
+        r.client_ip,
+        r.surface,
+        r.method,
+        r.path,
+        r.model,
+        r.backend,
+        r.status,
+        r.tokens_in,
+        r.tokens_out,
+        r.latency_ms,
+        r.ttfb_ms,
+        r.error_class,
+        r.attempts,
+        int(r.streamed),
+    )
 
 
 def _sqlite_params(rows: list[AuditRow]) -> tuple[Any, ...]:
-    return tuple(_sqlite_value(getattr(r, name)) for r in rows for name in _RECORD_FIELDS)
+    # A tuple: the driver reads a list as many parameter sets (executemany).
+    params: list[Any] = []
+    for row in rows:
+        params += _sqlite_row(row)
+    return tuple(params)
 
 
 class AuditWriter:
