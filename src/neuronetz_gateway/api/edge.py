@@ -26,7 +26,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from neuronetz_gateway.api.paths import OPS_ROUTES, classify
 from neuronetz_gateway.audit.writer import AuditRow, PromptRow
 from neuronetz_gateway.auth.client_ip import client_ip
-from neuronetz_gateway.errors import Forbidden, GatewayError, NotFound, ServiceUnavailable
+from neuronetz_gateway.errors import (
+    Forbidden,
+    GatewayError,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+)
 from neuronetz_gateway.proxy.context import RequestContext, Surface
 from neuronetz_gateway.proxy.render import error_response
 
@@ -116,10 +122,15 @@ class Edge:
         surface = _surface(raw_path)
         request_id = self._ids.next()
         forwarded = None
+        authorization: bytes | None = None
+        authorizations = 0
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
-                forwarded = value.decode("latin-1")
-                break
+                if forwarded is None:
+                    forwarded = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value
+                authorizations += 1
         peer = scope["client"][0] if scope.get("client") else None
         ctx = RequestContext(
             request_id=request_id,
@@ -160,6 +171,21 @@ class Edge:
                 # Counted in metrics, not queued: fast refusals must not keep the queue full.
                 audited = False
             handler = self._fast.get((scope["method"], raw_path)) if kind == "route" else None
+            if refusal is None and handler is not None:
+                # An address the auth throttle refuses is answered before anything else
+                # (a flood of bad keys costs as little as possible); verified keys pass.
+                header = (
+                    authorization.decode("latin-1")
+                    if authorization is not None and authorizations == 1
+                    else None
+                )
+                wait = state.auth.throttled(header, ctx.client_ip)
+                if wait is not None:
+                    refusal = RateLimited(
+                        "too many failed authentications",
+                        retry_after_s=wait,
+                        reason="auth_throttle",
+                    )
             if refusal is not None:
                 ctx.refusal = refusal.reason
                 await error_response(surface, refusal, request_id)(scope, receive, send_with_id)

@@ -102,6 +102,9 @@ class _Cached:
     valid_until: float  # monotonic
 
 
+MAX_BLOCKED_ADDRESSES = 10_000
+
+
 class Authenticator:
     def __init__(
         self,
@@ -122,6 +125,9 @@ class Authenticator:
         self._cache: dict[bytes, _Cached] = {}
         self._pending: dict[bytes, asyncio.Future[Principal | None]] = {}
         self._in_progress: dict[str, int] = {}
+        # Addresses the throttle refused, until when (monotonic): a local copy of the
+        # store's answer, so the edge can refuse their next requests before any work.
+        self._blocked: dict[str, float] = {}
         self._generation = 0
         self.last_used: dict[int, datetime] = {}
 
@@ -141,6 +147,7 @@ class Authenticator:
                 del self._cache[digest]
         wait = await self._limits.check_auth_throttle(client_ip, self._failures_per_min)
         if wait is not None:
+            self._block(client_ip, wait)
             raise RateLimited(
                 "too many failed authentications", retry_after_s=wait, reason="auth_throttle"
             )
@@ -152,6 +159,31 @@ class Authenticator:
             await self._fail(client_ip)
         assert principal is not None
         return principal
+
+    def throttled(self, authorization: str | None, client_ip: str) -> float | None:
+        """Seconds left if ``client_ip`` is throttled and ``authorization`` is not a key
+        already verified (those pass a throttled address, as in ``authenticate``); else
+        None. Reads only this process's memory: the edge asks it before any other work."""
+        until = self._blocked.get(client_ip)
+        if until is None:
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._blocked[client_ip]
+            return None
+        token = bearer_token(authorization)
+        if token is not None:
+            hit = self._cache.get(cache_digest(token))
+            if hit is not None and hit.valid_until > time.monotonic():
+                return None
+        return left
+
+    def _block(self, client_ip: str, wait_s: float) -> None:
+        blocked = self._blocked
+        if client_ip not in blocked and len(blocked) >= MAX_BLOCKED_ADDRESSES:
+            # Bounded: forget the oldest entry (it only makes a refusal a little slower).
+            del blocked[next(iter(blocked))]
+        blocked[client_ip] = time.monotonic() + wait_s
 
     async def _verify_once(self, token: str, client_ip: str) -> Principal | None:
         """Concurrent misses for one key share one verification (no Argon2 stampede on a

@@ -5,8 +5,11 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from neuronetz_gateway.auth.keys import generate_key
+from neuronetz_gateway.db.models import RequestRecord
 from tests.fixtures.gateway import RunningGateway
 
 ROUTES = [("GET", "/api/tags"), ("POST", "/api/chat"), ("POST", "/api/generate"),
@@ -31,8 +34,6 @@ def test_every_failure_gets_the_same_401(gateway: RunningGateway) -> None:
     disabled = admin.key("off", "k")
     admin.set_enabled("off", False)
     time.sleep(1.1)
-    from sqlalchemy import select
-
     from neuronetz_gateway.db.models import ApiKey
 
     stored_hash = admin.query(
@@ -182,3 +183,49 @@ def test_a_burst_of_bad_keys_cannot_outrun_the_throttle(
     # At most the per-minute allowance plus the verifications allowed in progress at once.
     assert statuses.count(401) <= 5 + 4
     assert statuses.count(429) >= 55
+
+
+def test_a_throttled_address_is_refused_at_the_edge_but_verified_keys_pass(
+    make_gateway,  # type: ignore[no-untyped-def]
+) -> None:
+    gw: RunningGateway = make_gateway(auth_failure_rate_limit_per_ip_per_min=3)
+    key = gw.admin.tenant_and_key("acme")
+    good = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(gw.url + "/api/tags", headers=good).status_code == 200  # now cached
+    bad = {"Authorization": f"Bearer {generate_key()}"}
+    assert [httpx.get(gw.url + "/api/tags", headers=bad).status_code for _ in range(4)] == [
+        401,
+        401,
+        401,
+        429,
+    ]
+    checks = 0
+    limits = gw.state.limits
+    original = limits.check_auth_throttle
+
+    async def counted(*args: object, **kwargs: object) -> float | None:
+        nonlocal checks
+        checks += 1
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    limits.check_auth_throttle = counted  # type: ignore[method-assign]
+    for surface, path in (("native", "/api/chat"), ("openai", "/v1/chat/completions")):
+        refused = httpx.post(gw.url + path, json={}, headers=bad)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        body = refused.json()
+        if surface == "openai":
+            assert body["error"]["message"] == "too many failed authentications"
+        else:
+            assert body["error"] == "too many failed authentications"
+    assert checks == 0  # refused from the edge's copy: no store call, no body read
+    # The key verified before the throttle still works from the same address.
+    assert httpx.get(gw.url + "/api/tags", headers=good).status_code == 200
+    gw.wait_audit_flushed()
+
+    async def refused_rows(session: AsyncSession) -> list[str | None]:
+        result = await session.scalars(
+            select(RequestRecord.error_class).where(RequestRecord.status == 429)
+        )
+        return list(result.all())
+
+    assert gw.admin.query(refused_rows) == ["auth_throttle"] * 3
