@@ -229,3 +229,36 @@ def test_a_throttled_address_is_refused_at_the_edge_but_verified_keys_pass(
         return list(result.all())
 
     assert gw.admin.query(refused_rows) == ["auth_throttle"] * 3
+
+
+def test_an_expired_cache_entry_is_revalidated_without_argon2(
+    make_gateway,  # type: ignore[no-untyped-def]
+) -> None:
+    gw: RunningGateway = make_gateway(redis_key_cache_ttl_s=0.2)
+    key = gw.admin.tenant_and_key("acme")
+    headers = {"Authorization": f"Bearer {key}"}
+    hasher = gw.state.auth._hasher
+    calls = 0
+    original = hasher.verify_sync
+
+    def counting(key_hash: str, candidate: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return original(key_hash, candidate)
+
+    hasher.verify_sync = counting  # type: ignore[method-assign]
+    time.sleep(0.7)  # let the revision watcher see the key's creation first
+    for _ in range(3):
+        assert httpx.get(gw.url + "/api/tags", headers=headers).status_code == 200
+        time.sleep(0.3)  # past the cache's TTL: the row is read again
+    assert calls == 1  # one Argon2 run: the proof holds while the stored hash is the same
+    gw.admin.revoke(key[:12])
+    time.sleep(0.7)
+    assert httpx.get(gw.url + "/api/tags", headers=headers).status_code == 401
+    # Another key of the same shape is still verified in full.
+    other = f"{key[:12]}{'A' * (len(key) - 12)}"
+    assert (
+        httpx.get(gw.url + "/api/tags", headers={"Authorization": f"Bearer {other}"}).status_code
+        == 401
+    )
+    assert calls == 2
