@@ -237,6 +237,9 @@ class Router:
             if stream:
                 call.reader = LineReader(response.content, MAX_LINE_BYTES)
                 call.first_line = await call.reader.next_line()
+                # The first line is handed over as soon as it comes (time to first
+                # byte); the lines after it that arrive in a burst, together.
+                response.coalesce_bursts()
                 problem = (
                     "empty" if call.first_line is None else _first_line_problem(call.first_line)
                 )
