@@ -1,6 +1,6 @@
 -- One atomic admission over all subjects of a request (see limits/redis.py).
 --
--- KEYS, 6 per subject: rpm zset, tpm hash, concurrency zset, day, month, total budget hashes
+-- KEYS, 6 per subject: rpm zset, tpm hash (see tpm_total), concurrency zset, day, month, total budget hashes
 -- ARGV: now_ms, tokens, request_id, lease_ms, window_ttl_ms,
 --       day_wait_ms, month_wait_ms, total_wait_ms, zero_wait_ms,
 --       then 6 limits per subject (rpm, tpm, concurrent, day, month, total; -1 = unlimited)
@@ -20,6 +20,50 @@ local window_ms = 60000
 local bucket_life = 61
 local second = math.floor(now / 1000)
 local subjects = #KEYS / 6
+
+local gone = second - bucket_life -- a bucket of this second or older is out of the window
+
+-- A tpm hash: one field per second (the tokens counted in it), 'sum' (the total of those
+-- fields) and 'low' (no bucket is older). Out-of-window buckets leave it, and the total
+-- of what is left comes back: a handful of calls, not a read of all 61 buckets.
+local function tpm_total(key)
+  local meta = redis.call('HMGET', key, 'sum', 'low')
+  local sum, low = tonumber(meta[1]), tonumber(meta[2])
+  if sum ~= nil and low ~= nil and gone - low < 64 then
+    if low <= gone then
+      for b = low, gone do
+        local v = redis.call('HGET', key, b)
+        if v then
+          sum = sum - tonumber(v)
+          redis.call('HDEL', key, b)
+        end
+      end
+      low = gone + 1
+      redis.call('HSET', key, 'sum', sum, 'low', low)
+    end
+    return sum, low
+  end
+  -- No running total yet (a new hash, or one counted before the total existed), or idle
+  -- for over a minute: add the buckets up once.
+  local flat = redis.call('HGETALL', key)
+  local expired = {}
+  sum = 0
+  for j = 1, #flat, 2 do
+    local b = tonumber(flat[j])
+    if b ~= nil then
+      if b <= gone then
+        expired[#expired + 1] = flat[j]
+      else
+        sum = sum + tonumber(flat[j + 1])
+      end
+    end
+  end
+  if #expired > 0 then
+    redis.call('HDEL', key, unpack(expired))
+  end
+  redis.call('HSET', key, 'sum', sum, 'low', gone + 1)
+  return sum, gone + 1
+end
 
 -- A missing budget counter is unknown, not zero: nothing is decided before it is rebuilt.
 local missing = {}
@@ -64,26 +108,22 @@ for i = 0, subjects - 1 do
   end
 
   if tpm >= 0 then
-    local flat = redis.call('HGETALL', KEYS[k + 2])
-    local live, expired, sum = {}, {}, 0
-    for j = 1, #flat, 2 do
-      local b, v = tonumber(flat[j]), tonumber(flat[j + 1])
-      if (b + bucket_life) * 1000 <= now then
-        expired[#expired + 1] = flat[j]
-      else
-        live[#live + 1] = {b, v}
-        sum = sum + v
-      end
-    end
-    if #expired > 0 then
-      redis.call('HDEL', KEYS[k + 2], unpack(expired))
-    end
-    s.tokens = sum
+    local sum, low = tpm_total(KEYS[k + 2])
+    s.tokens, s.tpm_low = sum, low
     local excess = sum + tokens - tpm
     if excess > 0 then
       if tokens > tpm then
         refuse(zero_wait, 'tpm')
       else
+        -- Refused: when will enough of the window's tokens have left it?
+        local flat = redis.call('HGETALL', KEYS[k + 2])
+        local live = {}
+        for j = 1, #flat, 2 do
+          local b = tonumber(flat[j])
+          if b ~= nil and b > gone then
+            live[#live + 1] = {b, tonumber(flat[j + 1])}
+          end
+        end
         table.sort(live, function(x, y) return x[1] < y[1] end)
         local freed = 0
         for _, bucket in ipairs(live) do
@@ -132,6 +172,11 @@ for i = 0, subjects - 1 do
   end
   if tonumber(ARGV[a + 2]) >= 0 then
     redis.call('HINCRBY', KEYS[k + 2], second, tokens)
+    redis.call('HINCRBY', KEYS[k + 2], 'sum', tokens)
+    if second < s.tpm_low then
+      -- A gateway whose clock is behind by over a minute: keep 'low' a true lower bound.
+      redis.call('HSET', KEYS[k + 2], 'low', second)
+    end
     redis.call('PEXPIRE', KEYS[k + 2], window_ttl_ms)
     s.tokens = s.tokens + tokens
   end

@@ -7,13 +7,16 @@ local request_id = ARGV[1]
 local delta = tonumber(ARGV[2])
 local used = tonumber(ARGV[3])
 
+-- Returns the change made (a counter never goes below zero; a missing one stays missing).
 local function add(key, field, amount)
   local value = tonumber(redis.call('HGET', key, field))
   if value then
-    value = value + amount
-    if value < 0 then value = 0 end
-    redis.call('HSET', key, field, value)
+    local new = value + amount
+    if new < 0 then new = 0 end
+    redis.call('HSET', key, field, new)
+    return new - value
   end
+  return 0
 end
 
 for i = 0, #KEYS / 5 - 1 do
@@ -22,7 +25,11 @@ for i = 0, #KEYS / 5 - 1 do
     redis.call('ZREM', KEYS[k + 2], request_id)
   end
   if ARGV[a + 1] ~= '-1' then
-    add(KEYS[k + 1], ARGV[a + 1], delta)
+    -- The tpm hash keeps the total of its buckets in 'sum' (admit.lua, tpm_total).
+    local change = add(KEYS[k + 1], ARGV[a + 1], delta)
+    if change ~= 0 then
+      redis.call('HINCRBY', KEYS[k + 1], 'sum', change)
+    end
   end
   for p = 1, 3 do
     local generation = redis.call('HGET', KEYS[k + 2 + p], 'g')

@@ -572,6 +572,67 @@ async def test_redis_keys_hold_no_secrets_and_all_expire(
         assert await redis_client.pttl(name) > 0, name
 
 
+async def test_tpm_running_total_agrees_with_the_in_process_store(
+    redis_store: LimitStore, usage: RecordedUsage
+) -> None:
+    """The Redis tpm hash keeps a running total instead of adding up its buckets on every
+    admission; a random run of admissions and settlements, with pauses from a tenth of a
+    second to several minutes, must decide exactly as the in-process store does."""
+    memory = MemoryLimitStore(usage)
+    rng = random.Random(9)
+    subjects = [key(11, tpm=5000), tenant(11, tpm=8000)]
+    now = T0
+    open_: list[tuple[Reservation, Reservation]] = []
+    for step in range(400):
+        now += rng.choice([0.1, 0.4, 1.0, 3.0, 7.0, 20.0]) if step % 97 else 200.0
+        if open_ and rng.random() < 0.5:
+            on_redis, in_memory = open_.pop(rng.randrange(len(open_)))
+            used = rng.randrange(0, 2 * on_redis.tokens + 1)
+            await redis_store.settle(on_redis, used)
+            await memory.settle(in_memory, used)
+            continue
+        tokens = rng.randrange(1, 1500)
+        request_id = next_id()
+        outcomes: list[Reservation | RateLimited] = []
+        for store in (redis_store, memory):
+            try:
+                outcomes.append(await store.admit(request_id, subjects, tokens, now=now))
+            except RateLimited as exc:
+                outcomes.append(exc)
+        on_redis, in_memory = outcomes
+        if isinstance(in_memory, Reservation):
+            assert isinstance(on_redis, Reservation), f"step {step}: Redis refused {on_redis}"
+            assert on_redis.quota.remaining_tokens == in_memory.quota.remaining_tokens, step
+            open_.append((on_redis, in_memory))
+        else:
+            assert isinstance(on_redis, RateLimited), f"step {step}: Redis admitted"
+            assert (on_redis.reason, on_redis.retry_after_s) == (
+                in_memory.reason,
+                in_memory.retry_after_s,
+            ), step
+
+
+async def test_tpm_buckets_without_a_running_total_are_counted(
+    redis_store: LimitStore, redis_client: redis.asyncio.Redis
+) -> None:
+    """A tpm hash written before the running total existed (buckets only) is added up
+    once, then kept by the total."""
+    second = int(T0)
+    await redis_client.hset(
+        "nz:lim:tpm:key:12", mapping={str(second - 70): 500, str(second - 30): 70}
+    )
+    subjects = [key(12, tpm=100), tenant(12)]
+    refused = await refusal(redis_store, subjects, 31, T0)  # 70 in the window; 500 left it
+    assert (refused.reason, refused.retry_after_s) == ("tpm", 31)
+    assert (await admitted(redis_store, subjects, 30, T0)).quota.remaining_tokens == 0
+    assert await redis_client.hgetall("nz:lim:tpm:key:12") == {
+        str(second - 30): "70",
+        str(second): "30",
+        "sum": "100",
+        "low": str(second - 60),
+    }
+
+
 # --- fail closed -------------------------------------------------------------------------
 
 
