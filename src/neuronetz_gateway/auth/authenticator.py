@@ -151,7 +151,16 @@ class Authenticator:
                     self.last_used[hit.principal.key_id] = datetime.now(UTC)
                     return hit.principal
                 del self._cache[digest]
-        wait = await self._limits.check_auth_throttle(client_ip, self._failures_per_min)
+        limit = self._failures_per_min
+        # Verifications of this address still running count as failures already: the
+        # allowance bounds the Argon2 runs an address can start in a minute, not only the
+        # failures recorded once they end (with 4 in progress: 20 runs, not 24).
+        in_progress = self._in_progress.get(client_ip, 0)
+        if limit > 0 and in_progress >= limit:
+            raise RateLimited(
+                "too many authentications in progress", retry_after_s=1, reason="auth_throttle"
+            )
+        wait = await self._limits.check_auth_throttle(client_ip, limit - in_progress)
         if wait is not None:
             self._block(client_ip, wait)
             raise RateLimited(
