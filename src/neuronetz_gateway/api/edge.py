@@ -9,6 +9,7 @@ the audit row.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import re
@@ -51,6 +52,17 @@ def _surface(raw_path: str) -> Surface:
 
 
 _KEYLIKE = re.compile(r"nz_[0-9A-Za-z]{9,}")
+# Answers to an address the auth throttle blocks wait for the next tick of this clock.
+TARPIT_TICK_S = 0.025
+
+
+async def _tarpit() -> None:
+    """Hold the answer to a blocked address until the next shared tick. All the refusals
+    of one tick go out in the same loop turn: a flood wakes its sender once per tick, not
+    once per request (on loopback and in VMs each wake-up costs the writer tens of µs),
+    and the flood itself is slowed down."""
+    now = asyncio.get_running_loop().time()
+    await asyncio.sleep(TARPIT_TICK_S - now % TARPIT_TICK_S)
 
 
 def recorded_path(raw_path: str) -> str:
@@ -158,6 +170,7 @@ class Edge:
         audited = not (kind == "route" and raw_path in OPS_ROUTES)
         try:
             refusal: GatewayError | None = None
+            tarpit = False
             if kind == "blocked":
                 refusal = Forbidden(
                     "this endpoint is not available through the gateway", reason="blocked_path"
@@ -186,8 +199,11 @@ class Edge:
                         retry_after_s=wait,
                         reason="auth_throttle",
                     )
+                    tarpit = True
             if refusal is not None:
                 ctx.refusal = refusal.reason
+                if tarpit:
+                    await _tarpit()
                 await error_response(surface, refusal, request_id)(scope, receive, send_with_id)
             elif handler is not None and self._render_error is not None:
                 request = Request(scope, receive, send)
