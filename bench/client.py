@@ -24,11 +24,16 @@ def _session(limit: int = 0, local_addr: tuple[str, int] | None = None) -> aioht
     return aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT)
 
 
-async def _drain(response: aiohttp.ClientResponse) -> tuple[int, int, bytes]:
-    """Read a streamed body to its end: (lines, bytes, last non-empty line)."""
+async def _drain(
+    response: aiohttp.ClientResponse, first_byte: list[float] | None = None
+) -> tuple[int, int, bytes]:
+    """Read a streamed body to its end: (lines, bytes, last non-empty line). The
+    ``perf_counter`` time of the first body bytes is appended to ``first_byte``."""
     lines = size = 0
     tail = b""
     async for chunk in response.content.iter_any():
+        if first_byte is not None and not size:
+            first_byte.append(time.perf_counter())
         lines += chunk.count(b"\n")
         size += len(chunk)
         tail = (tail + chunk)[-4096:]
@@ -67,6 +72,9 @@ class StreamRun:
     seconds: float
     durations: list[float]
     errors: int
+    # Per stream, from its first body bytes to its end: the rate chunks are passed on at,
+    # without the time to first byte (measured on its own by ``time_to_first_byte``).
+    relay_durations: list[float] = field(default_factory=list)
 
     @property
     def lines_per_s(self) -> float:
@@ -79,6 +87,7 @@ async def stream_throughput(
     """``count`` long streams one after another (concurrency 1), read as fast as possible."""
     total_lines = total_bytes = errors = 0
     durations: list[float] = []
+    relay: list[float] = []
     async with _session(limit=1) as session:
         async with session.post(url, data=body, headers=headers) as response:
             await response.read()  # warm the connection (and the gateway's key cache)
@@ -89,11 +98,14 @@ async def stream_throughput(
                     errors += 1
                     await response.read()
                     continue
-                lines, size, _ = await _drain(response)
-            durations.append(time.perf_counter() - started)
+                first: list[float] = []
+                lines, size, _ = await _drain(response, first)
+            ended = time.perf_counter()
+            durations.append(ended - started)
+            relay.append(ended - (first[0] if first else started))
             total_lines += lines
             total_bytes += size
-    return StreamRun(count, total_lines, total_bytes, sum(durations), durations, errors)
+    return StreamRun(count, total_lines, total_bytes, sum(durations), durations, errors, relay)
 
 
 @dataclass

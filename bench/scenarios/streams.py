@@ -73,6 +73,7 @@ async def long_stream(ctx: Context) -> None:
             count,
         )
         direct = _stream_figures(direct_run.durations, chunks, direct_run.errors)
+        direct_relay = _stream_figures(direct_run.relay_durations, chunks, direct_run.errors)
         for path in (NATIVE, OPENAI):
             before = sample(ctx.gateway.pid)
             run = await stream_throughput(
@@ -90,13 +91,23 @@ async def long_stream(ctx: Context) -> None:
                 rss_mb=after.rss_mb,
             )
             row = Row(f"{chunks}-chunk stream {path}", "chunks/s", direct, gateway)
-            ctx.result.rows.append(row)
+            relay = Row(
+                f"{chunks}-chunk stream {path}, after first byte",
+                "chunks/s",
+                direct_relay,
+                _stream_figures(run.relay_durations, chunks, run.errors),
+            )
+            ctx.result.rows += [row, relay]
             if path == NATIVE:
+                # The rate chunks pass at, from the first byte on: the time to first byte
+                # has its own bound (above), and a 1,000-chunk stream of the mock lasts
+                # only ~6 ms, so including it would make this a second TTFB check. The
+                # whole-stream ratio (row above) is reported next to it.
                 ctx.result.checks.append(
                     Check(
                         "3",
-                        f"{chunks}-chunk stream, gateway/direct",
-                        row.ratio,
+                        f"{chunks}-chunk stream after the first byte, gateway/direct",
+                        relay.ratio,
                         ctx.bounds.chunk_ratio,
                         "",
                         "min",

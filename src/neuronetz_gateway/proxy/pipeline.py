@@ -165,10 +165,12 @@ class Pipeline:
         if not call.stream:
             return await self._whole(ctx, upstream, adapter, reservation, headers, call)
         ctx.streamed = True
+        later: list[asyncio.Future[None]] = []
         return StreamResponse(
-            self._stream(ctx, upstream, adapter, reservation, prompt_estimate),
+            self._stream(ctx, upstream, adapter, reservation, prompt_estimate, later),
             media_type=adapter.media_type,
             headers=headers,
+            after=later,
         )
 
     async def _settle(self, reservation: Reservation, used: int) -> None:
@@ -230,6 +232,7 @@ class Pipeline:
         adapter: ResponseAdapter,
         reservation: Reservation,
         prompt_estimate: int,
+        later: list[asyncio.Future[None]] | None = None,
     ) -> AsyncGenerator[bytes, None]:
         """Every line of one upstream read is validated and shaped, and the frames of the
         whole read go to the client as one chunk: one write per read, not per line."""
@@ -315,7 +318,15 @@ class Pipeline:
                 upstream.release()
             else:
                 upstream.abort()  # closes the upstream connection: Ollama stops generating
-            await self._settle(reservation, ctx.tokens_in + ctx.tokens_out)
+            used = ctx.tokens_in + ctx.tokens_out
+            if clean and later is not None and not self.limits.in_process:
+                # A remote store: the client gets the end of the stream without waiting for
+                # the settlement's reply; the response awaits it after its last write (as a
+                # whole answer does). Sent now, it reaches the store before any later
+                # admission of this process (docs/LIMITS.md, "Settlement").
+                later.append(asyncio.ensure_future(self._settle(reservation, used)))
+            else:
+                await self._settle(reservation, used)
 
 
 async def _admitted(admission: asyncio.Future[Reservation]) -> Reservation | None:

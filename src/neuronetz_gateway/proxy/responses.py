@@ -84,6 +84,7 @@ class StreamResponse(Response):
         media_type: str,
         headers: dict[str, str],
         on_first_byte: Callable[[], None] | None = None,
+        after: list[asyncio.Future[None]] | None = None,
     ) -> None:
         self.status_code = 200
         self.media_type = media_type
@@ -91,6 +92,8 @@ class StreamResponse(Response):
         self.body = b""
         self._chunks = chunks
         self._on_first_byte = on_first_byte
+        # Work the stream started and the response waits for after its last write.
+        self._after = after if after is not None else []
         self.raw_headers = [
             (b"content-type", media_type.encode("latin-1")),
             (b"cache-control", b"no-cache"),
@@ -107,6 +110,8 @@ class StreamResponse(Response):
             pass
         finally:
             await self._chunks.aclose()
+            for pending in self._after:
+                await pending
 
     async def _pump(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})

@@ -5,7 +5,9 @@ the final frame is sent, and the reservation is settled exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
@@ -221,3 +223,95 @@ async def test_sse_error_in_the_middle_of_a_read() -> None:
     assert len(payloads) == 3 and "error" in payloads[2]
     assert b"CUDA" not in body and b"[DONE]" not in body
     assert run.upstream.ended == ["abort"] and run.limits.settled == [12]
+
+
+class RemoteLimits(Limits):
+    """A store in another process (Redis): its settlement's reply takes a while."""
+
+    in_process = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reply = asyncio.Event()
+
+    async def settle(self, reservation: Reservation, used: int) -> None:
+        self.settled.append(used)
+        await self.reply.wait()
+
+
+async def streamed_with_remote_store(
+    reads: list[bytes],
+) -> tuple[RemoteLimits, list[bytes], list[asyncio.Future[None]]]:
+    run = Run(reads)
+    limits = run.limits = RemoteLimits()
+    run.pipeline.limits = cast(LimitStore, limits)
+    later: list[asyncio.Future[None]] = []
+    stream = run.pipeline._stream(
+        run.ctx, await run.upstream.start(), run.adapter, cast(Reservation, None), 11, later
+    )
+
+    async def drain() -> list[bytes]:
+        return [body async for body in stream]
+
+    bodies = await asyncio.wait_for(drain(), 2.0)  # ends without the store's reply
+    return limits, bodies, later
+
+
+async def test_a_complete_stream_ends_before_a_remote_settlement_replies() -> None:
+    limits, bodies, later = await streamed_with_remote_store(
+        [read(chunk("a")), read(chunk("b"), FINAL)]
+    )
+    assert bodies == [read(chunk("a")), read(chunk("b"), FINAL)]
+    assert len(later) == 1 and not later[0].done()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert (
+        limits.settled == [10] and not later[0].done()
+    )  # sent at once; only its reply is outstanding
+    limits.reply.set()
+    await asyncio.wait_for(later[0], 1.0)
+
+
+async def test_a_broken_stream_still_settles_before_its_end() -> None:
+    run = Run([read(chunk("a"), b"not json")])
+    limits = run.limits = RemoteLimits()
+    limits.reply.set()
+    run.pipeline.limits = cast(LimitStore, limits)
+    later: list[asyncio.Future[None]] = []
+    stream = run.pipeline._stream(
+        run.ctx, await run.upstream.start(), run.adapter, cast(Reservation, None), 11, later
+    )
+    async for _ in stream:
+        pass
+    assert later == [] and limits.settled == [12]  # awaited before the stream's end
+
+
+async def test_stream_response_waits_for_deferred_work_after_its_last_write() -> None:
+    from neuronetz_gateway.proxy.responses import StreamResponse
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"x\n"
+
+    done = asyncio.get_running_loop().create_future()
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(10)
+        return {"type": "http.disconnect"}
+
+    response = StreamResponse(
+        chunks(),  # type: ignore[arg-type]
+        media_type="application/x-ndjson",
+        headers={},
+        after=[done],
+    )
+    task = asyncio.ensure_future(response({"type": "http"}, receive, send))  # type: ignore[arg-type]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert not task.done()  # the end is out; the response still waits for the work
+    done.set_result(None)
+    await asyncio.wait_for(task, 1.0)
