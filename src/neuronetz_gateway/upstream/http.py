@@ -194,8 +194,7 @@ class UpstreamResponse:
         data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._buffered = 0
-        if self._linger is not None:
-            self._stop_linger()
+        self._stop_linger()
         if self._paused:
             self._paused = False
             self._conn.resume()
