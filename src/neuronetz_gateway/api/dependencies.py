@@ -21,21 +21,17 @@ def gateway(request: Request) -> GatewayState:
 async def authenticate(request: Request) -> RequestContext:
     ctx = context_of(request.scope["state"])
     state = gateway(request)
-    values = request.headers.getlist("authorization")
     # Two Authorization headers are ambiguous (proxies disagree on which one counts): refuse.
-    header = values[0] if len(values) == 1 else None
-    ctx.principal = await state.auth.authenticate(header, ctx.client_ip)
+    ctx.principal = await state.auth.authenticate(ctx.authorization, ctx.client_ip)
     return ctx
 
 
 async def read_body(request: Request) -> dict[str, Any]:
-    state = gateway(request)
-    encoding = request.headers.get("content-encoding")
+    ctx = context_of(request.scope["state"])
+    encoding = ctx.content_encoding
     if encoding and encoding.lower() != "identity":
         raise UnsupportedMediaType("compressed request bodies are not accepted")
     raw = await read_capped(
-        request.stream(),
-        request.headers.get("content-length"),
-        state.settings.max_request_body_bytes,
+        request.receive, ctx.content_length, gateway(request).settings.max_request_body_bytes
     )
     return parse_object(raw)

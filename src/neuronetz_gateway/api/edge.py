@@ -136,13 +136,21 @@ class Edge:
         forwarded = None
         authorization: bytes | None = None
         authorizations = 0
+        length: bytes | None = None
+        encoding: bytes | None = None
         for name, value in scope["headers"]:
-            if name == b"x-forwarded-for":
-                if forwarded is None:
-                    forwarded = value.decode("latin-1")
+            if name == b"content-length":
+                if length is None:
+                    length = value
             elif name == b"authorization":
                 authorization = value
                 authorizations += 1
+            elif name == b"x-forwarded-for":
+                if forwarded is None:
+                    forwarded = value.decode("latin-1")
+            elif name == b"content-encoding":
+                if encoding is None:
+                    encoding = value
         peer = scope["client"][0] if scope.get("client") else None
         ctx = RequestContext(
             request_id=request_id,
@@ -153,6 +161,15 @@ class Edge:
             method=scope["method"],
             # An exact route is a clean constant; anything else is decoded and blanked.
             path=raw_path if kind == "route" else recorded_path(raw_path),
+            # Two Authorization headers are ambiguous (proxies disagree on which one
+            # counts): the handlers see none.
+            authorization=(
+                authorization.decode("latin-1")
+                if authorization is not None and authorizations == 1
+                else None
+            ),
+            content_length=None if length is None else length.decode("latin-1"),
+            content_encoding=None if encoding is None else encoding.decode("latin-1"),
         )
         scope.setdefault("state", {})["nz"] = ctx
         status = 0
@@ -187,12 +204,7 @@ class Edge:
             if refusal is None and handler is not None:
                 # An address the auth throttle refuses is answered before anything else
                 # (a flood of bad keys costs as little as possible); verified keys pass.
-                header = (
-                    authorization.decode("latin-1")
-                    if authorization is not None and authorizations == 1
-                    else None
-                )
-                wait = state.auth.throttled(header, ctx.client_ip)
+                wait = state.auth.throttled(ctx.authorization, ctx.client_ip)
                 if wait is not None:
                     refusal = RateLimited(
                         "too many failed authentications",

@@ -233,24 +233,32 @@ def quota_after(subjects: Sequence[Subject], counts: Sequence[Counts]) -> QuotaS
     budget: tuple[int, BudgetPeriod] | None = None
     for subject, count in zip(subjects, counts, strict=True):
         limits = subject.limits
-        if limits.rpm is not None:
-            left = max(0, limits.rpm - count.requests)
+        limit = limits.rpm
+        if limit is not None:
+            left = max(0, limit - count.requests)
             if requests is None or left < requests[1]:
-                requests = (limits.rpm, left)
-        if limits.tpm is not None:
-            left = max(0, limits.tpm - count.tokens)
+                requests = (limit, left)
+        limit = limits.tpm
+        if limit is not None:
+            left = max(0, limit - count.tokens)
             if tokens is None or left < tokens[1]:
-                tokens = (limits.tpm, left)
-        periods: tuple[tuple[BudgetPeriod, int | None, int], ...] = (
-            ("day", limits.daily_budget, count.day),
-            ("month", limits.monthly_budget, count.month),
-            ("total", limits.total_budget, count.total),
-        )
-        for period, limit, spent in periods:
-            if limit is not None:
-                left = max(0, limit - spent)
-                if budget is None or left < budget[0]:
-                    budget = (left, period)
+                tokens = (limit, left)
+        # Day, month, total: on a tie the earlier period is named (the one that resets first).
+        limit = limits.daily_budget
+        if limit is not None:
+            left = max(0, limit - count.day)
+            if budget is None or left < budget[0]:
+                budget = (left, "day")
+        limit = limits.monthly_budget
+        if limit is not None:
+            left = max(0, limit - count.month)
+            if budget is None or left < budget[0]:
+                budget = (left, "month")
+        limit = limits.total_budget
+        if limit is not None:
+            left = max(0, limit - count.total)
+            if budget is None or left < budget[0]:
+                budget = (left, "total")
     return QuotaSnapshot(
         limit_requests=requests[0] if requests else None,
         remaining_requests=requests[1] if requests else None,

@@ -103,10 +103,21 @@ class MemoryLimitStore:
         while True:
             periods = self._periods.at(now)
             states = [self._state(subject) for subject in subjects]
+            day_start = periods.day_start_s
+            month_start = periods.month_start_s
+            for st in states:
+                # Seeded for exactly this day and month: the common case, checked first.
+                if not (
+                    st.day_start == day_start and st.month_start == month_start and st.total_seeded
+                ):
+                    break
+            else:
+                # No await from here on: the event loop makes the admission atomic.
+                return self._admit_seeded(request_id, tuple(subjects), states, tokens, now, periods)
             # A concurrent admission with a later clock reading may have moved a counter
             # to the next day (it straddled midnight): count this one there as well.
             latest = max(max(st.day_start, st.month_start) for st in states)
-            if latest > periods.day_start_s:
+            if latest > day_start:
                 now = latest
                 continue
             missing = [
@@ -220,13 +231,17 @@ class MemoryLimitStore:
         now: float,
         periods: Periods,
     ) -> Reservation:
-        if request_id in self._open:
+        open_ = self._open
+        if request_id in open_:
             raise ValueError("request id already admitted")
-        self._expire_leases(now)
+        if open_:
+            self._expire_leases(now)
 
         refusal: Refusal | None = None
         for subject, state in zip(subjects, states, strict=True):
-            refusal = refused(refusal, self._check(subject, state, tokens, now, periods))
+            found = self._check(subject, state, tokens, now, periods)
+            if found is not None:
+                refusal = refused(refusal, found)
         if refusal is not None:
             raise refusal.error()
 
@@ -234,23 +249,25 @@ class MemoryLimitStore:
         counts: list[Counts] = []
         for subject, state in zip(subjects, states, strict=True):
             limits = subject.limits
+            requests = state.requests
             if limits.rpm is not None:
-                state.requests.add(now)
-            second = state.tokens.add(now, tokens) if limits.tpm is not None else None
+                requests.add(now)
+            buckets = state.tokens
+            second = buckets.add(now, tokens) if limits.tpm is not None else None
             slot = limits.concurrent is not None
             if slot:
                 state.slots += 1
             state.day_spent += tokens
             state.month_spent += tokens
             state.total_spent += tokens
-            charges.append(Charge(tpm_second=second, slot=slot))
+            charges.append(Charge(second, slot))
             counts.append(
                 Counts(
-                    requests=len(state.requests),
-                    tokens=state.tokens.total,
-                    day=state.day_spent,
-                    month=state.month_spent,
-                    total=state.total_spent,
+                    len(requests),
+                    buckets.total,
+                    state.day_spent,
+                    state.month_spent,
+                    state.total_spent,
                 )
             )
         reservation = Reservation(

@@ -8,10 +8,12 @@ differently from us: invalid UTF-8, lone surrogates, NaN, huge numbers, deep nes
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+import re
 from typing import Any
 
 import orjson
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from neuronetz_gateway.errors import BadRequest, PayloadTooLarge
 
@@ -19,7 +21,9 @@ MAX_DEPTH = 32
 MAX_INT = 2**53
 
 
-async def read_capped(chunks: AsyncIterator[bytes], content_length: str | None, cap: int) -> bytes:
+async def read_capped(receive: Receive, content_length: str | None, cap: int) -> bytes:
+    """The request body from the ASGI ``receive``, refused beyond ``cap`` bytes; raises
+    Starlette's ``ClientDisconnect`` if the client leaves while sending it."""
     if content_length is not None:
         try:
             declared = int(content_length)
@@ -29,12 +33,22 @@ async def read_capped(chunks: AsyncIterator[bytes], content_length: str | None, 
             raise PayloadTooLarge(f"request body exceeds {cap} bytes")
     parts: list[bytes] = []
     size = 0
-    async for chunk in chunks:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            continue
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > cap:
             raise PayloadTooLarge(f"request body exceeds {cap} bytes")
+        if not message.get("more_body", False):
+            if not parts:
+                return chunk  # the usual case: the whole body in one message
+            parts.append(chunk)
+            return b"".join(parts)
         parts.append(chunk)
-    return b"".join(parts)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -44,7 +58,8 @@ def parse_json(raw: bytes) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("request body is not valid JSON") from None
-    _check_depth_and_numbers(value)
+    if _may_be_deep_or_huge(raw):
+        _check_depth_and_numbers(value)
     return value
 
 
@@ -53,6 +68,17 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest("request body must be a JSON object")
     return value
+
+
+def _may_be_deep_or_huge(raw: bytes) -> bool:
+    """False when the text alone proves the walk below would find nothing: a value can
+    only sit deeper than ``MAX_DEPTH`` below that many ``{``/``[``, and an integer beyond
+    ``MAX_INT`` (16 digits) needs 16 digits in a row. Brackets and digits inside strings
+    only make this answer True more often (then the walk decides)."""
+    return raw.count(b"{") + raw.count(b"[") > MAX_DEPTH or _LONG_DIGITS.search(raw) is not None
+
+
+_LONG_DIGITS = re.compile(rb"[0-9]{16}")
 
 
 def _check_depth_and_numbers(root: Any) -> None:

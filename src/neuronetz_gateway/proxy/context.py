@@ -33,6 +33,11 @@ class RequestContext:
     prompt: Any = None
     response_parts: list[str] | None = field(default=None)
     refusal: str | None = None  # bounded reason label for metrics
+    # Request headers the handlers need, read once by the edge (first value each;
+    # ``authorization`` is None when there was none or more than one).
+    authorization: str | None = None
+    content_length: str | None = None
+    content_encoding: str | None = None
 
     def collect_response(self) -> bool:
         return self.principal is not None and self.principal.log_prompts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -18,8 +18,31 @@ from neuronetz_gateway.translate import (
 )
 
 
+class _RandomHex:
+    """Hex strings from the OS's CSPRNG, read 256 at a time (one system call per 256
+    answers, not one each). Unpredictable like ``secrets.token_hex``: an id says nothing
+    about the answers other clients got before or after it."""
+
+    def __init__(self, nbytes: int, batch: int = 256) -> None:
+        self._size = nbytes * 2
+        self._batch = batch
+        self._hex = ""
+        self._at = 0
+
+    def next(self) -> str:
+        at = self._at
+        if at >= len(self._hex):
+            self._hex = os.urandom(self._batch * self._size // 2).hex()
+            at = 0
+        self._at = at + self._size
+        return self._hex[at : at + self._size]
+
+
+_ids = _RandomHex(12)
+
+
 def _completion_id(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(12)}"
+    return f"{prefix}-{_ids.next()}"
 
 
 class _SseAdapter:
@@ -35,7 +58,17 @@ class _SseAdapter:
         self.model = model
         self.id = _completion_id(self.prefix)
         self.created = int(time.time())
-        self._stream = self.translator(model, self.id, self.created, include_usage)
+        self._include_usage = include_usage
+        self._translator: ChatStreamTranslator | CompletionStreamTranslator | None = None
+
+    @property
+    def _stream(self) -> ChatStreamTranslator | CompletionStreamTranslator:
+        # Made on first use: a whole answer never needs one.
+        if self._translator is None:
+            self._translator = self.translator(
+                self.model, self.id, self.created, self._include_usage
+            )
+        return self._translator
 
     def whole(self, native: dict[str, Any], raw: bytes) -> bytes:
         return orjson.dumps(
