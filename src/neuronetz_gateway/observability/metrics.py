@@ -39,6 +39,7 @@ class Metrics(UpstreamObserver, SchedulerObserver):
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self._refusal_children: dict[str, Any] = {}
         self._token_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._upstream_children: dict[tuple[str, str], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -169,7 +170,13 @@ class Metrics(UpstreamObserver, SchedulerObserver):
         children[1].inc(tokens_out)
 
     def upstream_result(self, backend: str, outcome: str, seconds: float) -> None:
-        self.upstream_latency.labels(backend, "ok" if outcome == "ok" else "error").observe(seconds)
+        key = (backend, "ok" if outcome == "ok" else "error")
+        child = self._upstream_children.get(key)
+        if child is None:
+            child = self.upstream_latency.labels(*key)
+            if len(self._upstream_children) < 1_000:  # backends x two outcomes
+                self._upstream_children[key] = child
+        child.observe(seconds)
         if outcome != "ok":
             self.upstream_errors.labels(backend, outcome).inc()
 
