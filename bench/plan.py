@@ -23,7 +23,7 @@ class Plan:
     soak_s: float = 600.0  # target 6: ten minutes
     soak_warmup_s: float = 60.0
     starts: int = 3
-    quiesce_s: float = 60.0  # longest wait for the gateway to idle between scenarios
+    quiesce_s: float = 60.0  # longest wait for the gateway and machine to idle in between
     profile: bool = True
     info_log_check: bool = True
     with_litellm: bool = False

@@ -58,3 +58,18 @@ def thread_cpu_seconds(pid: int) -> tuple[float, float]:
         else:
             other += seconds
     return main, other
+
+
+def parse_busy_seconds(proc_stat: str, ticks_per_s: int = _TICKS_PER_S) -> float:
+    """CPU seconds all CPUs spent on anything but idling, from ``/proc/stat``'s ``cpu``
+    line (user, nice, system, irq, softirq, steal; not idle or iowait)."""
+    for line in proc_stat.splitlines():
+        if line.startswith("cpu "):
+            values = [int(v) for v in line.split()[1:]]
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+            return (user + nice + system + irq + softirq + steal) / ticks_per_s
+    raise ValueError("no cpu line in /proc/stat")
+
+
+def machine_busy_seconds() -> float:
+    return parse_busy_seconds(Path("/proc/stat").read_text())

@@ -98,7 +98,8 @@ async def run_mode(
             try:
                 waited = await ctx.quiesce(plan.quiesce_s)
                 if waited > 5:
-                    result.fact(f"before {name}", f"waited {waited:.0f} s for the gateway to idle")
+                    waited_for = f"waited {waited:.0f} s for the gateway and machine to idle"
+                    result.fact(f"before {name}", waited_for)
                 await step()
             except (BenchError, OSError, ValueError, KeyError) as exc:
                 # One broken scenario must not cost the others; a dead gateway ends the mode.

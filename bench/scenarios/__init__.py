@@ -13,7 +13,7 @@ import orjson
 
 from bench.measurements import Figures, ModeResult
 from bench.plan import Plan
-from bench.procstat import sample
+from bench.procstat import machine_busy_seconds, sample
 from bench.stack import MODEL, Gateway, Mock
 from bench.targets import Bounds
 from bench.wrk import Wrk, WrkResult
@@ -50,13 +50,17 @@ class Context:
         return (self.mock.url if direct else self.gateway.url) + path
 
     async def quiesce(self, timeout_s: float = 60.0) -> float:
-        """Wait until the gateway is idle (under 10 % of a core for half a second), so one
-        scenario's backlog is not billed to the next; return the seconds waited."""
+        """Wait until the gateway is idle (under 10 % of a core for half a second) and so
+        is the machine (under 20 % of one core over all processes: PostgreSQL, Redis and
+        the mock too), so one scenario's backlog is not billed to the next; return the
+        seconds waited."""
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
             before = sample(self.gateway.pid).cpu_s
+            busy_before = machine_busy_seconds()
             await asyncio.sleep(0.5)
-            if sample(self.gateway.pid).cpu_s - before < 0.05:
+            gateway = sample(self.gateway.pid).cpu_s - before
+            if gateway < 0.05 and machine_busy_seconds() - busy_before < 0.1:
                 break
         return time.monotonic() - started
 

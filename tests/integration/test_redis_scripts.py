@@ -241,3 +241,65 @@ async def test_the_stores_share_one_client_and_leave_it_to_its_owner(redis_url: 
     await shared.aclose()
     with pytest.raises(ConnectionError):
         await shared.execute("PING")
+
+
+class _RecordingTransport:
+    """Delegates to the connection's transport and keeps every write."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+
+async def _recorded(client: ScriptClient) -> _RecordingTransport:
+    await client.run(ECHO, [], [])  # connected, and the script known to Redis
+    connection = client._connection
+    assert connection is not None and connection._transport is not None
+    recorder = _RecordingTransport(connection._transport)
+    connection._transport = recorder  # type: ignore[assignment]
+    return recorder
+
+
+async def test_a_lazy_call_waits_for_the_next_eager_one_and_goes_out_with_it(
+    client: ScriptClient,
+) -> None:
+    recorder = await _recorded(client)
+    lazy = asyncio.ensure_future(client.run(ECHO, ["lazy"], [1], eager=False))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert recorder.writes == []  # queued, not written
+    eager = await client.run(ECHO, ["eager"], [2])
+    assert eager == ["eager", "2"]
+    assert await lazy == ["lazy", "1"]
+    assert len(recorder.writes) == 1  # one write, in the order the calls were made
+    assert recorder.writes[0].index(b"lazy") < recorder.writes[0].index(b"eager")
+
+
+async def test_a_lazy_call_alone_is_written_by_its_timer(client: ScriptClient) -> None:
+    recorder = await _recorded(client)
+    replies = await asyncio.gather(
+        client.run(ECHO, ["one"], [1], eager=False), client.run(ECHO, ["two"], [2], eager=False)
+    )
+    assert replies == [["one", "1"], ["two", "2"]]
+    assert len(recorder.writes) == 1  # both calls of the turn in one write
+
+
+async def test_a_lazy_call_on_a_lost_connection_fails_and_the_client_recovers(
+    client: ScriptClient, redis_url: str
+) -> None:
+    await _recorded(client)
+    lazy = asyncio.ensure_future(client.run(ECHO, ["x"], [1], eager=False))
+    await asyncio.sleep(0)
+    connection = client._connection
+    assert connection is not None
+    connection.abort(ConnectionError("dropped by the test"))
+    with pytest.raises(ConnectionError):
+        await lazy
+    assert await client.run(ECHO, ["y"], [2], eager=False) == ["y", "2"]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 
 import pytest
-from bench.procstat import parse_cpu_seconds, parse_rss_bytes, sample, thread_cpu_seconds
+from bench.procstat import (
+    machine_busy_seconds,
+    parse_busy_seconds,
+    parse_cpu_seconds,
+    parse_rss_bytes,
+    sample,
+    thread_cpu_seconds,
+)
 
 
 def test_cpu_seconds_counts_fields_after_the_last_parenthesis() -> None:
@@ -46,3 +53,12 @@ def test_thread_cpu_splits_the_main_thread_from_the_others() -> None:
         worker.join()
     assert main > 0
     assert other > 0
+
+
+def test_busy_seconds_leave_out_idle_and_iowait() -> None:
+    text = "cpu  100 20 30 5000 70 4 6 2 0 0\ncpu0 50 10 15 2500 35 2 3 1 0 0\n"
+    # user + nice + system + irq + softirq + steal = 100 + 20 + 30 + 4 + 6 + 2
+    assert parse_busy_seconds(text, ticks_per_s=100) == pytest.approx(1.62)
+    with pytest.raises(ValueError):
+        parse_busy_seconds("intr 1 2 3\n")
+    assert machine_busy_seconds() > 0
