@@ -44,8 +44,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Arg = str | int | float
 _NOSCRIPT: Final = "NOSCRIPT"
-# How long a command sent with ``eager=False`` may wait for company before it is written.
-LAZY_FLUSH_S: Final = 0.001
 # hiredis's stub types the argument as a 1-tuple; any tuple of arguments is packed.
 _pack: Final[Callable[[tuple[Arg, ...]], bytes]] = hiredis.pack_command  # type: ignore[assignment]
 
@@ -107,8 +105,6 @@ class _Connection(asyncio.Protocol):
         self._reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
         self._pending: deque[tuple[float, asyncio.Future[Any]]] = deque()
         self._outgoing: list[bytes] = []
-        self._soon = False  # a flush is due this loop turn
-        self._later: asyncio.TimerHandle | None = None  # a flush for lazy commands only
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._lost: asyncio.Future[None] = loop.create_future()
@@ -146,37 +142,24 @@ class _Connection(asyncio.Protocol):
 
     # --- calls -----------------------------------------------------------------------------
 
-    def send(self, packed: bytes, *, eager: bool = True) -> asyncio.Future[Any]:
+    def send(self, packed: bytes) -> asyncio.Future[Any]:
         """Queue one packed command; the future gets its reply (an error reply as a
-        ``ResponseError`` value, not raised) or the connection's failure.
-
-        Commands go out in the order they were queued, all those of one loop turn in one
-        write. A command queued with ``eager=False`` (nobody waits for its reply before
-        answering a client) may wait up to ``LAZY_FLUSH_S`` for the next eager one and
-        goes out with it: one write and one wake-up of Redis instead of two."""
+        ``ResponseError`` value, not raised) or the connection's failure."""
         if self.closed:
             raise RedisConnectionError("connection to Redis lost")
         loop = self._loop
         future = loop.create_future()
         self._pending.append((loop.time() + self._timeout_s, future))
+        if not self._outgoing:
+            loop.call_soon(self._flush)
         self._outgoing.append(packed)
-        if eager:
-            if not self._soon:
-                self._soon = True
-                loop.call_soon(self._flush)
-        elif not self._soon and self._later is None:
-            self._later = loop.call_later(LAZY_FLUSH_S, self._flush)
         if self._timer is None:
             self._timer = loop.call_at(self._pending[0][0], self._check_deadline)
         return future
 
     def _flush(self) -> None:
-        self._soon = False
-        if self._later is not None:
-            self._later.cancel()
-            self._later = None
         outgoing, self._outgoing = self._outgoing, []
-        if outgoing and self._transport is not None and not self.closed:
+        if self._transport is not None and not self.closed:
             self._transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
 
     def _check_deadline(self) -> None:
@@ -199,10 +182,6 @@ class _Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._later is not None:
-            self._later.cancel()
-            self._later = None
-        self._outgoing = []
 
     def abort(self, error: Exception) -> None:
         """Drop the connection; every call in flight fails with ``error``."""
@@ -235,24 +214,19 @@ class ScriptClient:
             raise reply
         return reply
 
-    async def run(
-        self, script: Script, keys: Sequence[str], args: Sequence[Arg], *, eager: bool = True
-    ) -> Any:
-        """``EVALSHA`` the script, or ``EVAL`` it when Redis does not know it yet.
-        ``eager=False``: the call may be written up to ``LAZY_FLUSH_S`` later, together
-        with the next call (for calls whose reply no answer to a client waits for)."""
-        packed = _pack(("EVALSHA", script.sha, len(keys), *keys, *args))
-        reply = await self._send(packed, eager)
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """``EVALSHA`` the script, or ``EVAL`` it when Redis does not know it yet."""
+        reply = await self._send(_pack(("EVALSHA", script.sha, len(keys), *keys, *args)))
         if isinstance(reply, ResponseError):
             if not str(reply).startswith(_NOSCRIPT):
                 raise reply
             reply = await self.execute("EVAL", script.source, len(keys), *keys, *args)
         return reply
 
-    def _send(self, packed: bytes, eager: bool = True) -> Awaitable[Any]:
+    def _send(self, packed: bytes) -> Awaitable[Any]:
         connection = self._connection
         if connection is not None and not connection.closed:
-            return connection.send(packed, eager=eager)
+            return connection.send(packed)
         return self._connect_and_send(packed)
 
     async def _connect_and_send(self, packed: bytes) -> Any:

@@ -200,8 +200,7 @@ class RedisLimitStore:
             second = -1 if charge.tpm_second is None else charge.tpm_second
             args += [second, int(charge.slot), *generations]
         try:
-            # No answer waits for this reply: it may go out with the next admission.
-            await self._eval(self._settle_lua, keys, args, eager=False)
+            await self._eval(self._settle_lua, keys, args)
         except ServiceUnavailable:
             # Keep it open so that a retried settle works; the lease bounds it anyway.
             self._open[reservation.request_id] = entry
@@ -376,14 +375,11 @@ class RedisLimitStore:
         digest = hashlib.sha256(client_ip.encode()).hexdigest()[:32]
         return f"{self._prefix}auth:{digest}"
 
-    async def _eval(
-        self, script: Script, keys: Sequence[str], args: Sequence[Arg], *, eager: bool = True
-    ) -> list[Any]:
+    async def _eval(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> list[Any]:
         """Run a script; fail closed on any Redis trouble (the client bounds it by the
-        timeout). ``eager=False`` lets the call wait briefly for the next one (settlements:
-        see ``ScriptClient.run``)."""
+        timeout)."""
         try:
-            reply = await self._redis.run(script, keys, args, eager=eager)
+            reply = await self._redis.run(script, keys, args)
         except RedisError as exc:
             raise ServiceUnavailable("limit store unavailable") from exc
         return cast(list[Any], reply)

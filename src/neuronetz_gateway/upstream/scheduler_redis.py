@@ -262,8 +262,7 @@ class RedisScheduler:
     async def _release_remote(self, ticket: str, backend: str) -> None:
         capacity = self._capacity.get(backend, 1)
         try:
-            # Sent with the next call, or within LAZY_FLUSH_S when there is none.
-            await self._eval("release", [ticket, backend, capacity], eager=False)
+            await self._eval("release", [ticket, backend, capacity])
         except ServiceUnavailable:
             log.warning("slot release failed; its lease will free it", backend=backend)
 
@@ -345,7 +344,7 @@ class RedisScheduler:
 
     # --- Redis -----------------------------------------------------------------------------
 
-    async def _eval(self, op: str, args: Sequence[str | int], *, eager: bool = True) -> Any:
+    async def _eval(self, op: str, args: Sequence[str | int]) -> Any:
         keys = [f"{self._prefix}state"]
         argv: list[str | int | float] = [
             op,
@@ -356,6 +355,6 @@ class RedisScheduler:
             *args,
         ]
         try:
-            return await self._redis.run(self._script, keys, argv, eager=eager)
+            return await self._redis.run(self._script, keys, argv)
         except RedisError as exc:
             raise ServiceUnavailable("scheduler store unavailable") from exc
