@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from asyncpg.exceptions import UniqueViolationError
 from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from neuronetz_gateway.db.models import PromptLog, RequestRecord
 
@@ -72,6 +73,36 @@ class AuditRow:
 
 _RECORD_FIELDS = tuple(f for f in AuditRow.__dataclass_fields__ if f != "prompt")
 # ``_sqlite_row`` lists the values in this order (tests/unit/audit checks it).
+
+# A batch that may have been committed already (its reply lost with the connection):
+# written again row by row, the rows already there are skipped.
+_DUPLICATE = (IntegrityError, UniqueViolationError)
+
+
+def _postgres_row(r: AuditRow) -> tuple[Any, ...]:
+    """One row's values in ``_RECORD_FIELDS`` order, for PostgreSQL's binary COPY."""
+    return (
+        r.request_id,
+        r.started_at,
+        r.finished_at,
+        r.tenant_id,
+        r.key_id,
+        r.key_prefix,
+        r.client_ip,
+        r.surface,
+        r.method,
+        r.path,
+        r.model,
+        r.backend,
+        r.status,
+        r.tokens_in,
+        r.tokens_out,
+        r.latency_ms,
+        r.ttfb_ms,
+        r.error_class,
+        r.attempts,
+        r.streamed,
+    )
 
 
 # Statement sizes in rows: a batch is cut into these, so only five SQL texts (and five
@@ -158,6 +189,9 @@ class AuditWriter:
         self._rows: collections.deque[AuditRow] = collections.deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # PostgreSQL: one connection kept for COPY (no pool checkout and liveness ping per
+        # batch); dropped on any failure and opened again by the next attempt.
+        self._copy_connection: AsyncConnection | None = None
         self.written = 0
         self.failures = 0
 
@@ -212,18 +246,21 @@ class AuditWriter:
             return
         try:
             await self._write(batch)
-        except IntegrityError:
+        except _DUPLICATE:
             # A batch whose commit landed before the connection dropped: write row by row.
             for row in batch:
                 try:
                     await self._write([row])
-                except IntegrityError:
+                except _DUPLICATE:
                     pass
         for _ in batch:
             self._rows.popleft()
         self.written += len(batch)
 
     async def _write(self, batch: list[AuditRow]) -> None:
+        if self._engine.dialect.name == "postgresql" and all(r.prompt is None for r in batch):
+            await self._copy(batch)
+            return
         async with self._engine.begin() as conn:
             if conn.dialect.name == "sqlite":
                 # Multi-row INSERTs: aiosqlite's executemany hands the GIL back and forth
@@ -232,7 +269,8 @@ class AuditWriter:
                     chunk = batch[start:end]
                     await conn.exec_driver_sql(_sqlite_insert(len(chunk)), _sqlite_params(chunk))
             else:
-                # Core inserts: the ORM's unit of work costs ~2.5x the CPU per row.
+                # Batches with prompt logs (opt-in, rare): both tables in one transaction,
+                # by Core inserts (the ORM's unit of work costs ~2.5x the CPU per row).
                 await conn.execute(_REQUESTS.insert(), [r.record() for r in batch])
             prompts = [
                 {"request_id": r.request_id, **asdict(r.prompt)}
@@ -241,6 +279,36 @@ class AuditWriter:
             ]
             if prompts:
                 await conn.execute(_PROMPTS.insert(), prompts)
+
+    async def _copy(self, batch: list[AuditRow]) -> None:
+        """PostgreSQL, no prompt logs: the batch as one binary ``COPY``, atomic on its own.
+        Measured against Core's executemany: ~6 against ~16 µs of CPU per row, ~0.1
+        against ~1.1 ms per batch (docs/ARCHITECTURE.md, "Audit rows in batches")."""
+        connection = self._copy_connection
+        try:
+            if connection is None:
+                connection = self._copy_connection = await self._engine.connect()
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            await driver.copy_records_to_table(
+                _REQUESTS.name, records=[_postgres_row(r) for r in batch], columns=_RECORD_FIELDS
+            )
+        except UniqueViolationError:
+            raise  # the connection is fine; the caller writes row by row
+        except BaseException:
+            await self._drop_copy_connection()
+            raise
+
+    async def _drop_copy_connection(self) -> None:
+        connection, self._copy_connection = self._copy_connection, None
+        if connection is None:
+            return
+        try:
+            await connection.invalidate()
+            await connection.close()
+        except Exception as exc:  # already broken: nothing more to release
+            log.debug("audit connection drop failed", error=type(exc).__name__)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -259,3 +327,9 @@ class AuditWriter:
                 await asyncio.sleep(0.2)
         if self._rows:
             log.error("audit rows lost at shutdown", count=len(self._rows))
+        connection, self._copy_connection = self._copy_connection, None
+        if connection is not None:
+            try:
+                await connection.close()
+            except Exception as exc:
+                log.debug("audit connection close failed", error=type(exc).__name__)
