@@ -14,7 +14,7 @@ class Plan:
     phase_s: float = 10.0  # each wrk phase
     ttfb_count: int = 300
     chunk_count: int = 1000  # chunks of the long stream
-    chunk_streams: int = 30  # ~6 ms each: 10 streams made the ratio hang on a few samples
+    chunk_streams: int = 100  # per side, ~6 ms each; 10, then 30, left the ratio to a few
     hold_count: int = 2000
     hold_chunks: int = 30
     hold_chunk_delay_s: float = 0.5
