@@ -74,47 +74,40 @@ async def long_stream(ctx: Context) -> None:
     rounds = min(LONG_STREAM_ROUNDS, count)
     ctx.say(f"{chunks}-chunk streams, c=1, {count} streams per side in {rounds} rounds")
     await ctx.mock.configure(chunks=chunks)
-    direct_runs: list[StreamRun] = []
-    gateway_runs: dict[str, list[StreamRun]] = {NATIVE: [], OPENAI: []}
-    cpu_s = dict.fromkeys(gateway_runs, 0.0)
-    rss_mb = dict.fromkeys(gateway_runs, 0.0)
+    # (path, direct): the mock's own /api/chat, then the gateway's two surfaces.
+    sides = ((NATIVE, True), (NATIVE, False), (OPENAI, False))
+    runs: dict[tuple[str, bool], list[StreamRun]] = {side: [] for side in sides}
+    cpu_s = dict.fromkeys(sides, 0.0)
+    rss_mb = dict.fromkeys(sides, 0.0)
     try:
         for i in range(rounds):
             share = count // rounds + (1 if i < count % rounds else 0)
-            direct_runs.append(
-                await stream_throughput(
-                    ctx.url(NATIVE, direct=True),
-                    chat_body(NATIVE, stream=True),
-                    ctx.headers(direct=True),
-                    share,
-                )
-            )
-            for path, runs in gateway_runs.items():
+            for path, to_mock in sides:
                 before = sample(ctx.gateway.pid)
-                runs.append(
+                runs[path, to_mock].append(
                     await stream_throughput(
-                        ctx.url(path, direct=False),
+                        ctx.url(path, direct=to_mock),
                         chat_body(path, stream=True),
-                        ctx.headers(direct=False),
+                        ctx.headers(direct=to_mock),
                         share,
                     )
                 )
                 after = sample(ctx.gateway.pid)
-                cpu_s[path] += after.cpu_s - before.cpu_s
-                rss_mb[path] = max(rss_mb[path], after.rss_mb)
+                cpu_s[path, to_mock] += after.cpu_s - before.cpu_s
+                rss_mb[path, to_mock] = max(rss_mb[path, to_mock], after.rss_mb)
     finally:
         await ctx.mock.configure()
-    durations, relay_durations, errors = _merged(direct_runs)
+    durations, relay_durations, errors = _merged(runs[NATIVE, True])
     direct = _stream_figures(durations, chunks, errors)
     direct_relay = _stream_figures(relay_durations, chunks, errors)
-    for path, runs in gateway_runs.items():
-        durations, relay_durations, errors = _merged(runs)
+    for path in (NATIVE, OPENAI):
+        durations, relay_durations, errors = _merged(runs[path, False])
         gateway = _stream_figures(
             durations,
             chunks,
             errors,
-            cpu_ms=cpu_s[path] * 1000 / (chunks * count),
-            rss_mb=rss_mb[path],
+            cpu_ms=cpu_s[path, False] * 1000 / (chunks * count),
+            rss_mb=rss_mb[path, False],
         )
         row = Row(f"{chunks}-chunk stream {path}", "chunks/s", direct, gateway)
         relay = Row(
